@@ -1,0 +1,551 @@
+"""Score networks: CP (shallow), TT (recurrent) and TT with one shared core.
+
+Every network reads a feature sequence ``Φ`` of shape ``(B, d, n)`` (row ``t``
+is ``f_θ(x_t)``, see :mod:`tensorrnn.features`) and scores class ``y`` by
+
+    h_y(X) = Σ_{i_1..i_d} A^y[i_1, …, i_d] Φ[t=1, i_1] ⋯ Φ[t=d, i_d]
+
+with the coefficient tensor ``A^y`` in one of three formats (DESIGN.md):
+
+* :class:`CPNet`  — ``A^y = Σ_k λ[k, y] a_k^(1) ⊗ ⋯ ⊗ a_k^(d)``: a shallow
+  network, one hidden layer of ``R`` product units.
+* :class:`TTNet`  — ``A^y = G_1[i_1] G_2[i_2] ⋯ G_d[i_d, y]``: an RNN whose
+  step ``t`` multiplies the hidden state by ``M_t = Σ_i Φ[t, i] G_t[:, i, :]``.
+* ``TTNet(shared=True)`` — the same RNN with **one** middle core ``G`` used at
+  positions ``2 … d−1`` (one ``nn.Parameter``, so its gradient sums every position).
+
+Two outputs
+-----------
+``net.scores(Φ)`` is the exact ``h_y``; it overflows or underflows for long
+chains and is meant for analysis (in float64). ``net(Φ)`` gives *logits* that
+stay finite for any ``d``: the hidden state is divided by its norm after every
+step and the log of that norm is carried aside, so
+
+    h_y = logits_y · exp(log_scale)        (``net.normalized_scores(Φ)``)
+
+For TT the logits are ``logits_y = ĥᵀ L_y`` with ``ĥ = h_{d−1} / ‖h_{d−1}‖`` the
+unit hidden state after ``d − 1`` positions and ``L_y = Σ_i Φ[d, i] G_d[:, i, y]``
+the last core; for CP ``ĥ`` is the unit vector of the ``R`` product units
+``p_k = Π_t ⟨a_k^(t), Φ_t⟩``, formed in log space, and ``logits_y = ĥᵀ λ[:, y]``.
+The predicted class does not change: every class shares the chain up to the
+last core, so all ``h_y`` of one sample are divided by the same positive
+number ``‖h_{d−1}‖`` (``‖p‖`` for CP). The logits are bounded by the norm
+of the last core (or ``λ``), which therefore acts as a learned temperature.
+
+A zero state (ReLU features of a blank patch without a constant feature) would
+make ``h / ‖h‖`` NaN and its gradient NaN; the norm is taken as
+``sqrt(‖h‖² + eps²)`` with ``eps = 10 × machine epsilon`` of the dtype by
+default (about 1e-6 in float32, 2e-15 in float64): that changes nothing
+measurable for states of norm ≫ eps and keeps a zero state zero, with finite
+gradients (still large ones, ~1/eps, for the features that produced it: the
+constant feature is the real cure).
+
+Two contraction schedules (both exact, ``schedule=`` argument)
+-------------------------------------------------------------
+``sequential``: left to right, one step per position: the state ``(B, r)`` times
+the core ``(r, n·r)`` (one GEMM), then the ``n`` slices weighted by ``Φ[:, t]``.
+``parallel``: form every ``M_t`` at once ``(d−2, B, r, r)``, then multiply
+neighbours pairwise in a tree of depth ``log2 d``, normalising every level.
+Sequential does fewer flops (``r`` times fewer per step); parallel has far fewer
+steps, which pays off for long sequences and on GPUs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tensorrnn.errors import ConfigError
+from tensorrnn.features import FeatureMap, extract_patches, make_feature_map, num_patches
+from tensorrnn.formats import CPTensor, TensorFormat, TTSharedTensor, TTTensor
+
+MODELS = ("cp", "tt", "tt-shared")
+SCHEDULES = ("sequential", "parallel")
+INITS = ("gaussian", "identity")
+
+
+def _normalize(
+    x: torch.Tensor, log_scale: torch.Tensor, eps: float, dims: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Divide ``x`` by its eps-guarded norm over ``dims``; add the log-norms to ``log_scale``.
+
+    ``x`` has the batch in dimension ``-1 - len(dims)`` and possibly leading
+    dimensions (several matrices per sample); their log-norms are summed.
+    """
+    norm = torch.sqrt(x.square().sum(dim=dims, keepdim=True) + eps * eps)
+    log_norm = torch.log(norm).reshape(-1, x.shape[-1 - len(dims)]).sum(dim=0)
+    return x / norm, log_scale + log_norm
+
+
+class ScoreNetwork(nn.Module):
+    """Common interface of :class:`CPNet` and :class:`TTNet`.
+
+    Subclasses implement ``_contract(phi, schedule, normalize)`` returning
+    ``(out, log_scale)``: with ``normalize=True`` the logits and ``log ‖h_{d-1}‖``,
+    with ``normalize=False`` the exact scores and zeros.
+    """
+
+    d: int
+    n: int
+    n_classes: int
+
+    def __init__(self, d: int, n: int, n_classes: int, schedule: str, eps: float | None) -> None:
+        super().__init__()
+        for name, value in (("d", d), ("n", n), ("n_classes", n_classes)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer")
+        self.d, self.n, self.n_classes = d, n, n_classes
+        self.schedule = _check_schedule(schedule)
+        self.eps = None if eps is None else float(eps)
+
+    def forward(self, phi: torch.Tensor, schedule: str | None = None) -> torch.Tensor:
+        """Logits ``(B, C)``: ``h_y`` divided by the per-sample positive ``‖h_{d-1}‖``."""
+        return self.normalized_scores(phi, schedule)[0]
+
+    def normalized_scores(
+        self, phi: torch.Tensor, schedule: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, log_scale)`` with ``h_y = logits_y · exp(log_scale)``; both finite."""
+        return self._contract(self._check_input(phi), self._schedule(schedule), True)
+
+    def scores(self, phi: torch.Tensor, schedule: str | None = None) -> torch.Tensor:
+        """The exact scores ``h_y(X)``, ``(B, C)``; may overflow for long chains."""
+        return self._contract(self._check_input(phi), self._schedule(schedule), False)[0]
+
+    def num_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.numel() for p in self.parameters())
+
+    def coefficient_tensor(self, y: int) -> TensorFormat:  # pragma: no cover - abstract
+        """``A^y`` as a :mod:`tensorrnn.formats` object (detached, float64)."""
+        raise NotImplementedError
+
+    def _contract(
+        self, phi: torch.Tensor, schedule: str, normalize: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _eps(self, phi: torch.Tensor) -> float:
+        return 10 * torch.finfo(phi.dtype).eps if self.eps is None else self.eps
+
+    def _schedule(self, schedule: str | None) -> str:
+        return self.schedule if schedule is None else _check_schedule(schedule)
+
+    def _check_input(self, phi: torch.Tensor) -> torch.Tensor:
+        if phi.ndim != 3 or phi.shape[1] != self.d or phi.shape[2] != self.n:
+            raise ConfigError(
+                f"{type(self).__name__} expects features of shape (B, d={self.d}, n={self.n}), "
+                f"got {tuple(phi.shape)}"
+            )
+        return phi
+
+    def _check_class(self, y: int) -> int:
+        if not 0 <= y < self.n_classes:
+            raise ConfigError(f"class index {y} outside 0..{self.n_classes - 1}")
+        return int(y)
+
+
+# --------------------------------------------------------------------------- #
+# TT: the recurrent network
+# --------------------------------------------------------------------------- #
+
+
+class TTNet(ScoreNetwork):
+    """Recurrent score network: ``A^y`` is a tensor train (``shared=True``: one middle core).
+
+    Parameters
+    ----------
+    d, n
+        Sequence length and feature size (``d >= 2``).
+    rank
+        Bond dimension ``r`` (width of the hidden state).
+    n_classes
+        Number of classes ``C``; the last core carries the class index.
+    shared
+        Use one middle core at positions ``2 … d−1``. Parameters:
+        ``n·r + n·r² + n·r·C`` whatever ``d`` is (the middle core is counted even
+        when ``d = 2`` leaves it unused), against ``n·r + (d−2)·n·r² + n·r·C``.
+    init
+        ``"gaussian"``: middle entries ``N(0, 1/(r·n))``, so that
+        ``‖h M_t‖ ≈ ‖h‖ ‖Φ_t‖ / √n`` keeps the chain's scale when features have
+        unit root-mean-square. ``"identity"``: every slice
+        ``G[:, i, :] = (I + init_noise · N(0, 1/r)) / n``, so
+        ``M_t ≈ mean(Φ_t) · I`` plus noise of relative size about
+        ``2 · init_noise · ‖Φ_t‖ / Σ_i Φ_t[i]``: the state is carried through
+        long chains at the start (meant for nonnegative features such as
+        affine-relu or cos-sin). First and last cores are ``N(0, 1/n)`` in both.
+    init_noise
+        Noise level of ``init="identity"``.
+    schedule
+        Default contraction schedule, ``"sequential"`` or ``"parallel"``.
+    eps
+        Guard of the state normalisation ``sqrt(‖h‖² + eps²)``; ``None``: ten
+        times the machine epsilon of the features' dtype.
+    generator
+        Random generator for the initialisation (a seed fixes the network).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        n: int,
+        rank: int,
+        n_classes: int,
+        shared: bool = False,
+        *,
+        init: str = "gaussian",
+        init_noise: float = 0.1,
+        schedule: str = "sequential",
+        eps: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(d, n, n_classes, schedule, eps)
+        if d < 2:
+            raise ConfigError(
+                f"a TT network needs d >= 2 positions (a first and a last core), got d={d}"
+            )
+        if not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"rank={rank!r} must be a positive integer")
+        self.rank, self.shared = rank, bool(shared)
+        r = rank
+        # G_1 is (1, n, r) and G_d is (r, n, 1) per class; their unit bonds are
+        # dropped here: first (n, r), last (r, n, C).
+        self.first = nn.Parameter(torch.empty(n, r))
+        self.middle = nn.Parameter(torch.empty(1 if shared else d - 2, r, n, r))
+        self.last = nn.Parameter(torch.empty(r, n, n_classes))
+        self.reset_parameters(init, init_noise, generator)
+
+    @torch.no_grad()
+    def reset_parameters(
+        self,
+        init: str = "gaussian",
+        init_noise: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Draw the cores again (see the class docstring for ``init``)."""
+        n, r = self.n, self.rank
+        self.first.copy_(_randn(self.first, generator) / math.sqrt(n))
+        self.last.copy_(_randn(self.last, generator) / math.sqrt(n))
+        noise = _randn(self.middle, generator)
+        if _check_init(init) == "gaussian":
+            self.middle.copy_(noise / math.sqrt(r * n))
+        else:
+            eye = torch.eye(r, dtype=noise.dtype).reshape(1, r, 1, r)
+            self.middle.copy_((eye + init_noise * noise / math.sqrt(r)) / n)
+
+    def core(self, t: int) -> torch.Tensor:
+        """Middle core ``(r, n, r)`` used at 0-based position ``t`` in ``1 … d−2``."""
+        return self.middle[0] if self.shared else self.middle[t - 1]
+
+    def coefficient_tensor(self, y: int) -> TensorFormat:
+        """``A^y`` as a ``TTTensor`` (``TTSharedTensor`` when shared), detached float64."""
+        y = self._check_class(y)
+        first = self.first.detach().double().unsqueeze(0)
+        last = self.last.detach().double()[:, :, y : y + 1]
+        if self.shared:
+            return TTSharedTensor(first, self.middle.detach().double()[0].clone(), last, self.d)
+        middle = list(self.middle.detach().double().clone())
+        return TTTensor([first, *middle, last])
+
+    def _contract(
+        self, phi: torch.Tensor, schedule: str, normalize: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, d, n, r = phi.shape[0], self.d, self.n, self.rank
+        eps = self._eps(phi)
+        log_scale = phi.new_zeros(b)
+        h = phi[:, 0] @ self.first  # (B, r)
+        if normalize:
+            h, log_scale = _normalize(h, log_scale, eps, (-1,))
+
+        if schedule == "sequential":
+            for t in range(1, d - 1):
+                # Core first: (B, r) @ (r, n·r) is one GEMM; the features then
+                # only weight its n slices, a cheap (B, n, r) reduction.
+                mixed = (h @ self.core(t).reshape(r, n * r)).view(b, n, r)
+                h = torch.bmm(phi[:, t].unsqueeze(1), mixed).squeeze(1)
+                if normalize:
+                    h, log_scale = _normalize(h, log_scale, eps, (-1,))
+        elif d > 2:
+            mats = self._step_matrices(phi[:, 1 : d - 1])  # (d−2, B, r, r)
+            if normalize:
+                mats, log_scale = _normalize(mats, log_scale, eps, (-2, -1))
+            while mats.shape[0] > 1:
+                # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next level.
+                m = mats.shape[0]
+                pairs = torch.matmul(mats[0 : m - 1 : 2], mats[1:m:2])
+                if normalize:
+                    pairs, log_scale = _normalize(pairs, log_scale, eps, (-2, -1))
+                mats = torch.cat([pairs, mats[m - 1 :]]) if m % 2 else pairs
+            h = torch.bmm(h.unsqueeze(1), mats[0]).squeeze(1)
+            if normalize:
+                h, log_scale = _normalize(h, log_scale, eps, (-1,))
+
+        # The last core carries the class: (B, r) @ (r, n·C), weighted by Φ[:, d].
+        out = (h @ self.last.reshape(r, n * self.n_classes)).view(b, n, self.n_classes)
+        out = torch.bmm(phi[:, d - 1].unsqueeze(1), out).squeeze(1)
+        return out, log_scale
+
+    def _step_matrices(self, phi_mid: torch.Tensor) -> torch.Tensor:
+        """``M_t = Σ_i Φ[:, t, i] G_t[:, i, :]`` for the middle positions, ``(d−2, B, r, r)``."""
+        b, m, n = phi_mid.shape
+        r = self.rank
+        cores = self.middle.permute(0, 2, 1, 3).reshape(-1, n, r * r)  # (·, n, r·r)
+        if self.shared:
+            mats = phi_mid.transpose(0, 1).reshape(m * b, n) @ cores[0]
+        else:
+            mats = torch.bmm(phi_mid.transpose(0, 1), cores)
+        return mats.reshape(m, b, r, r)
+
+
+# --------------------------------------------------------------------------- #
+# CP: the shallow network
+# --------------------------------------------------------------------------- #
+
+
+class CPNet(ScoreNetwork):
+    """Shallow score network: ``A^y = Σ_k λ[k, y] a_k^(1) ⊗ ⋯ ⊗ a_k^(d)``.
+
+    The hidden layer has ``R`` product units ``p_k = Π_t ⟨a_k^(t), Φ_t⟩``; the
+    scores are ``h = λᵀ p``. Parameters: ``d·n·R + R·C``.
+
+    Parameters
+    ----------
+    d, n
+        Sequence length and feature size.
+    rank
+        CP rank ``R``.
+    n_classes
+        Number of classes ``C``.
+    init
+        ``"gaussian"``: ``a_k^(t) ~ N(0, I/n)``. ``"identity"``: ``a_k^(t) =
+        (1 + init_noise · N(0, I)) / n``, so ``⟨a_k^(t), Φ_t⟩ ≈ mean(Φ_t)`` and no
+        unit dominates a long product at the start (a CP tensor is a TT with
+        diagonal cores; this is their identity). ``λ ~ N(0, 1)`` in both.
+    init_noise, schedule, eps, generator
+        As for :class:`TTNet`. The logits are computed in log space,
+        ``p_k = sign_k · exp(Σ_t log|⟨a_k^(t), Φ_t⟩|)``, normalised by
+        ``‖p‖ = exp(½ logsumexp(2 S))``; ``sequential`` accumulates the sum
+        position by position, ``parallel`` reduces all positions at once (the
+        order of summation is the only difference; CP has no chain to schedule).
+        ``eps`` floors ``|⟨a_k^(t), Φ_t⟩|`` inside the log.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        n: int,
+        rank: int,
+        n_classes: int,
+        *,
+        init: str = "gaussian",
+        init_noise: float = 0.1,
+        schedule: str = "sequential",
+        eps: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(d, n, n_classes, schedule, eps)
+        if not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"rank={rank!r} must be a positive integer")
+        self.rank = rank
+        self.factors = nn.Parameter(torch.empty(d, n, rank))  # a_k^(t) = factors[t, :, k]
+        self.weights = nn.Parameter(torch.empty(rank, n_classes))  # λ
+        self.reset_parameters(init, init_noise, generator)
+
+    @torch.no_grad()
+    def reset_parameters(
+        self,
+        init: str = "gaussian",
+        init_noise: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Draw the factors and weights again (see the class docstring for ``init``)."""
+        noise = _randn(self.factors, generator)
+        if _check_init(init) == "gaussian":
+            self.factors.copy_(noise / math.sqrt(self.n))
+        else:
+            self.factors.copy_((1 + init_noise * noise) / self.n)
+        self.weights.copy_(_randn(self.weights, generator))
+
+    def coefficient_tensor(self, y: int) -> TensorFormat:
+        """``A^y`` as a ``CPTensor`` (factors ``(n, R)``, weights ``λ[:, y]``), detached float64."""
+        y = self._check_class(y)
+        factors = list(self.factors.detach().double().clone())
+        return CPTensor(factors, self.weights.detach().double()[:, y].clone())
+
+    def _contract(
+        self, phi: torch.Tensor, schedule: str, normalize: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # ⟨a_k^(t), Φ_t⟩ for all t, k at once: d GEMMs (B, n) @ (n, R).
+        units = torch.bmm(phi.transpose(0, 1), self.factors)  # (d, B, R)
+        if not normalize:
+            if schedule == "sequential":
+                p = units[0]
+                for t in range(1, self.d):
+                    p = p * units[t]
+            else:
+                p = torch.prod(units, dim=0)
+            return p @ self.weights, phi.new_zeros(phi.shape[0])
+
+        # Log space: p_k = sign_k · exp(S_k) with S_k = Σ_t log|z_tk|. Unlike a
+        # running product normalised per step, the S_k never underflow, so a unit
+        # that is 1e-60 of the leading one at position t can still lead at d, and
+        # backward never meets inf · 0 (observed in float32 at d = 784). The clamp
+        # keeps the log finite at z = 0 (the gradient there is then 0).
+        log_abs = torch.log(units.abs().clamp_min(self._eps(phi)))
+        sign = torch.sign(units).detach()
+        if schedule == "sequential":
+            total, sgn = log_abs[0], sign[0]
+            for t in range(1, self.d):
+                total, sgn = total + log_abs[t], sgn * sign[t]
+        else:
+            total, sgn = log_abs.sum(dim=0), sign.prod(dim=0)
+        log_scale = 0.5 * torch.logsumexp(2 * total, dim=-1)  # log ‖p‖
+        p_unit = sgn * torch.exp(total - log_scale[:, None])
+        return p_unit @ self.weights, log_scale
+
+
+# --------------------------------------------------------------------------- #
+# Images → logits
+# --------------------------------------------------------------------------- #
+
+
+class Classifier(nn.Module):
+    """Images → patches → features → score network → logits.
+
+    Parameters
+    ----------
+    feature_map
+        A :class:`~tensorrnn.features.FeatureMap` with ``out_dim == network.n``.
+    network
+        A :class:`CPNet` or :class:`TTNet`.
+    patch
+        Patch side ``k`` (see :func:`~tensorrnn.features.extract_patches`).
+    order
+        ``"row-major"`` or ``"snake"``.
+    """
+
+    def __init__(
+        self, feature_map: FeatureMap, network: ScoreNetwork, patch: int, order: str = "row-major"
+    ) -> None:
+        super().__init__()
+        if feature_map.out_dim != network.n:
+            raise ConfigError(
+                f"the feature map gives {feature_map.out_dim} features per patch but the network "
+                f"expects n={network.n}; make them equal"
+            )
+        self.feature_map, self.network = feature_map, network
+        self.patch, self.order = patch, order
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The feature sequence ``Φ`` ``(B, d, n)`` of a batch of images."""
+        patches = extract_patches(images, self.patch, self.order)
+        if patches.shape[1:] != (self.network.d, self.feature_map.in_dim):
+            raise ConfigError(
+                f"images of shape {tuple(images.shape)} cut into {self.patch}x{self.patch} patches "
+                f"give (d, s) = {tuple(patches.shape[1:])}, but this classifier was built for "
+                f"(d, s) = ({self.network.d}, {self.feature_map.in_dim})"
+            )
+        return self.feature_map(patches)
+
+    def forward(self, images: torch.Tensor, schedule: str | None = None) -> torch.Tensor:
+        """Logits ``(B, C)`` (see :meth:`ScoreNetwork.forward`)."""
+        return self.network(self.features(images), schedule)
+
+    def scores(self, images: torch.Tensor, schedule: str | None = None) -> torch.Tensor:
+        """Exact scores ``h_y`` ``(B, C)`` (may overflow; for analysis)."""
+        return self.network.scores(self.features(images), schedule)
+
+    def num_parameters(self) -> dict[str, int]:
+        """Trainable scalars by part: ``{"features", "network", "total"}``."""
+        feats = sum(p.numel() for p in self.feature_map.parameters())
+        net = self.network.num_parameters()
+        return {"features": feats, "network": net, "total": feats + net}
+
+
+def make_network(
+    model: str, d: int, n: int, rank: int, n_classes: int, **kwargs: object
+) -> ScoreNetwork:
+    """Network by name: ``cp`` → CPNet, ``tt`` → TTNet, ``tt-shared`` → ``TTNet(shared=True)``.
+
+    ``kwargs`` (``init``, ``init_noise``, ``schedule``, ``eps``, ``generator``)
+    go to the constructor.
+    """
+    if model == "cp":
+        return CPNet(d, n, rank, n_classes, **kwargs)  # type: ignore[arg-type]
+    if model in ("tt", "tt-shared"):
+        return TTNet(d, n, rank, n_classes, model == "tt-shared", **kwargs)  # type: ignore[arg-type]
+    raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def build_classifier(
+    model: str,
+    *,
+    image_shape: tuple[int, ...],
+    patch: int,
+    feature_map: str,
+    feature_dim: int | None,
+    rank: int,
+    n_classes: int,
+    order: str = "row-major",
+    constant: bool = True,
+    init: str = "gaussian",
+    init_noise: float = 0.1,
+    schedule: str = "sequential",
+    seed: int = 0,
+) -> Classifier:
+    """Build a :class:`Classifier` from names and sizes.
+
+    Parameters
+    ----------
+    model
+        ``"cp"``, ``"tt"`` or ``"tt-shared"``.
+    image_shape
+        ``(C, H, W)`` (or ``(H, W)``) of one image; with ``patch`` it fixes the
+        sequence length ``d = (H/k)(W/k)`` and patch size ``s = C·k·k``.
+    patch, order
+        Patch side and order (see :func:`~tensorrnn.features.extract_patches`).
+    feature_map, feature_dim
+        Feature map name and its output size ``n`` (``None`` for ``cos-sin``
+        and ``identity``, whose size follows from ``s``).
+    constant
+        ``affine-relu``: keep the constant feature (counted in ``feature_dim``).
+    rank, n_classes, init, init_noise, schedule
+        Passed to the network.
+    seed
+        Seeds the initialisation of features and network.
+    """
+    d, s = num_patches(tuple(image_shape), patch)
+    gen = torch.Generator().manual_seed(int(seed))
+    fmap = make_feature_map(feature_map, s, feature_dim, constant=constant, generator=gen)
+    net = make_network(
+        model,
+        d,
+        fmap.out_dim,
+        rank,
+        n_classes,
+        init=init,
+        init_noise=init_noise,
+        schedule=schedule,
+        generator=gen,
+    )
+    return Classifier(fmap, net, patch, order)
+
+
+def _check_schedule(schedule: str) -> str:
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    return schedule
+
+
+def _check_init(init: str) -> str:
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    return init
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # Drawn on the CPU in float64 and then cast, so that one seed gives the same
+    # network on every device and dtype.
+    return torch.randn(like.shape, generator=generator, dtype=torch.float64).to(like)
