@@ -1,0 +1,21 @@
+"""Command line: ``tensorrnn <command>``.
+
+Only this package parses arguments. A :class:`TensorRNNError` raised anywhere below
+is printed on one line and the process exits with status 2, without a traceback.
+"""
+
+import sys
+
+# Each sub-command module registers its commands on ``app`` when imported.
+from tensorrnn.cli import ranks as _ranks  # noqa: F401
+from tensorrnn.cli.app import app
+from tensorrnn.errors import TensorRNNError
+
+
+def main() -> None:
+    """Entry point of the ``tensorrnn`` console script."""
+    try:
+        app(standalone_mode=True)
+    except TensorRNNError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
