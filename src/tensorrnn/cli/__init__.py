@@ -7,6 +7,8 @@ is printed on one line and the process exits with status 2, without a traceback.
 import sys
 
 # Each sub-command module registers its commands on ``app`` when imported.
+from tensorrnn.cli import data as _data  # noqa: E402,F401
+from tensorrnn.cli import experiments as _experiments  # noqa: F401
 from tensorrnn.cli import ranks as _ranks  # noqa: F401
 from tensorrnn.cli.app import app
 from tensorrnn.errors import TensorRNNError

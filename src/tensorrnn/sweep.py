@@ -1,0 +1,240 @@
+"""Grids of runs, their executors (local processes or Ray) and the results table.
+
+A comparison config is a YAML mapping whose keys are :class:`RunConfig` fields;
+a key given as a list is an axis of the grid (``dataset``, ``model``, ``rank``,
+``seed`` and any other), plus two sweep keys: ``name`` and ``out`` (the sweep
+folder). Every grid point is an independent run in ``out/runs/<run name>``; a
+finished run (``result.json``) is skipped, an unfinished one resumes from its
+checkpoint, a crashed one is recorded with its error in ``error.json`` and in
+``results.csv`` while the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from tensorrnn.errors import ConfigError, TensorRNNError
+from tensorrnn.train import RunConfig, atomic_write_json, read_result, train_run
+
+SWEEP_KEYS = ("name", "out")
+EXECUTORS = ("local", "ray")
+RESULT_COLUMNS = (
+    "test_accuracy", "val_accuracy", "train_accuracy", "num_parameters", "epochs_completed",
+    "best_epoch", "seconds", "seconds_per_epoch",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One grid point: its folder name, the values of the grid axes, its config."""
+
+    name: str
+    axes: dict[str, Any]
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    name: str
+    out: Path
+    axes: tuple[str, ...]
+    runs: tuple[PlannedRun, ...]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}; check its indentation and colons") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(values).__name__}")
+    return values
+
+
+def _slug(value: Any) -> str:
+    return str(value).replace("/", "-").replace(" ", "")
+
+
+def plan_sweep(values: Mapping[str, Any], source: str, out: str | Path | None = None) -> SweepPlan:
+    """Expand a comparison config into validated runs (every run is checked up front)."""
+    values = dict(values)
+    name = str(values.pop("name", Path(source).stem))
+    folder = Path(out) if out is not None else Path(values.pop("out", f"results/{name}"))
+    values.pop("out", None)
+    axes = tuple(k for k, v in values.items() if isinstance(v, list))
+    for key in axes:
+        if not values[key]:
+            raise ConfigError(f"{source}: {key} is an empty list; give at least one value")
+    runs = []
+    for combo in itertools.product(*(values[k] for k in axes)):
+        point = dict(zip(axes, combo, strict=True))
+        config = RunConfig.from_mapping({**values, **point}, source)
+        run_name = "-".join(f"{_slug(point[k])}" if k in ("dataset", "model") else f"{k}{_slug(point[k])}"
+                            for k in axes) or "run"  # fmt: skip
+        runs.append(PlannedRun(run_name, point, config))
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: two grid points share a run name; list each value once")
+    return SweepPlan(name, folder, axes, tuple(runs))
+
+
+# --------------------------------------------------------------------------- #
+# Executors
+# --------------------------------------------------------------------------- #
+
+
+def _execute(config_json: dict[str, Any], folder: str, threads: int) -> dict[str, Any]:
+    """Run one grid point in a worker; never raises (errors are returned and recorded)."""
+    import torch
+
+    torch.set_num_threads(max(threads, 1))
+    try:
+        result = train_run(RunConfig(**config_json), folder, quiet=True)
+        return {"status": "finished", **result}
+    except Exception as error:  # noqa: BLE001 - a crashed run must not stop the sweep
+        message = f"{type(error).__name__}: {error}"
+        detail = "" if isinstance(error, TensorRNNError) else traceback.format_exc()
+        atomic_write_json(Path(folder) / "error.json", {"error": message, "traceback": detail})
+        return {"status": "failed", "error": message}
+
+
+def _run_local(tasks: list[tuple[dict, str]], jobs: int, progress: Callable[[], None]) -> None:
+    threads = max((os.cpu_count() or 1) // jobs, 1)
+    if jobs == 1:
+        for config_json, folder in tasks:
+            _execute(config_json, folder, threads)
+            progress()
+        return
+    # spawn: fork after torch has started its thread pools can deadlock.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_execute, c, f, threads) for c, f in tasks]
+        for future in as_completed(futures):
+            future.result()
+            progress()
+
+
+def _run_ray(tasks: list[tuple[dict, str]], address: str | None, progress: Callable[[], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray: pip install 'tensorrnn[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)  # fmt: skip
+    remote = ray.remote(num_cpus=1)(_execute)
+    pending = [remote.remote(c, str(Path(f).resolve()), 1) for c, f in tasks]
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ray.get(done)
+            progress()
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_sweep(
+    plan: SweepPlan,
+    *,
+    executor: str = "local",
+    jobs: int = 1,
+    address: str | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Run every unfinished grid point, then write ``results.csv`` and the report."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose local or ray")
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs} must be at least 1")
+    plan.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan.out / "plan.json", {
+        "name": plan.name, "axes": list(plan.axes), "runs": [r.name for r in plan.runs],
+    })  # fmt: skip
+    tasks = []
+    for run in plan.runs:
+        folder = plan.out / "runs" / run.name
+        if read_result(folder) is None:
+            (folder / "error.json").unlink(missing_ok=True)
+            tasks.append((run.config.to_json(), str(folder)))
+    if not quiet:
+        print(f"{plan.name}: {len(plan.runs) - len(tasks)} of {len(plan.runs)} runs already finished")
+    bar = tqdm(total=len(tasks), desc=plan.name, unit="run", disable=quiet)
+    if executor == "local":
+        _run_local(tasks, jobs, bar.update)
+    else:
+        _run_ray(tasks, address, bar.update)
+    bar.close()
+    rows = collect_results(plan)
+    write_results_csv(rows, plan)
+    from tensorrnn.report import write_comparison_report
+
+    write_comparison_report(plan, rows)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed and not quiet:
+        print(f"{len(failed)} run(s) failed; see error.json in their folders and results.csv")
+    return plan.out
+
+
+# --------------------------------------------------------------------------- #
+# Results
+# --------------------------------------------------------------------------- #
+
+
+def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
+    """One row per grid point, from ``result.json`` or ``error.json``."""
+    rows = []
+    for run in plan.runs:
+        folder = plan.out / "runs" / run.name
+        row: dict[str, Any] = {"run": run.name, **run.axes}
+        row.setdefault("dataset", run.config.dataset)
+        row.setdefault("model", run.config.model)
+        row.setdefault("rank", run.config.rank)
+        row.setdefault("seed", run.config.seed)
+        result = read_result(folder)
+        error_path = folder / "error.json"
+        if result is not None:
+            row.update(status="finished", error="", **{k: result.get(k, "") for k in RESULT_COLUMNS})
+        elif error_path.exists():
+            row.update(status="failed", error=json.loads(error_path.read_text())["error"])
+        else:
+            row.update(status="missing", error="")
+        rows.append(row)
+    return rows
+
+
+def result_columns(plan: SweepPlan) -> list[str]:
+    keys = ["run", "status", "dataset", "model", "rank", "seed"]
+    keys += [a for a in plan.axes if a not in keys]
+    return keys + list(RESULT_COLUMNS) + ["error"]
+
+
+def write_results_csv(rows: Sequence[Mapping[str, Any]], plan: SweepPlan) -> Path:
+    path = plan.out / "results.csv"
+    tmp = path.with_name("results.csv.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, result_columns(plan), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in result_columns(plan)})
+    os.replace(tmp, path)
+    return path
