@@ -316,14 +316,15 @@ def _idx_files(folder: Path) -> list[Path] | None:
     return files
 
 
-def _locate_idx(folder: str, system: Path | None) -> Callable[[str | Path | None], _Found | None]:
+def _locate_idx(folder: str, debian: bool) -> Callable[[str | Path | None], _Found | None]:
     def locate(data_dir: str | Path | None) -> _Found | None:
         explicit = _explicit_root(data_dir)
         candidates: list[tuple[Path, str]] = []
         if explicit is not None:
             candidates.append((explicit / folder, "data dir"))
-        if system is not None:
-            candidates.append((system, f"Debian package {DEBIAN_PACKAGE}"))
+        if debian:
+            # Read at call time, so the folder can be redirected (tests, other distributions).
+            candidates.append((DEBIAN_FASHION_DIR, f"Debian package {DEBIAN_PACKAGE}"))
         for root in data_roots(data_dir):
             if root != explicit:
                 candidates.append((root / folder, "data dir"))
@@ -658,7 +659,7 @@ _SPECS: dict[str, _Spec] = {
             test_is_official=True,
             options={},
             sizes=_fixed_sizes(60000, 10000),
-            locate=_locate_idx("fashion-mnist", DEBIAN_FASHION_DIR),
+            locate=_locate_idx("fashion-mnist", True),
             read=_read_idx_dataset("fashion-mnist"),
             how_to_get=(
                 f"run `make data` (apt-get install {DEBIAN_PACKAGE}) or "
@@ -677,7 +678,7 @@ _SPECS: dict[str, _Spec] = {
             test_is_official=True,
             options={},
             sizes=_fixed_sizes(60000, 10000),
-            locate=_locate_idx("mnist", None),
+            locate=_locate_idx("mnist", False),
             read=_read_idx_dataset("mnist"),
             how_to_get=(
                 "run `tensorrnn data --download mnist`, or put the four IDX files in <data dir>/mnist/"
@@ -880,7 +881,7 @@ def dataset_status(
     sizes = _split_sizes(*spec.sizes(spec.options), _check_val_fraction(val_fraction))
     if spec.locate is None:
         location = "scikit-learn" if name == "digits" else "generated"
-        origin = "bundled with scikit-learn" if name == "digits" else "generated from a seed"
+        origin = "bundled" if name == "digits" else "from the seed"
         return DatasetStatus(name, True, location, origin, spec.notes, sizes)
     found = spec.locate(data_dir)
     if found is None:
