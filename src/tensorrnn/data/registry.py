@@ -83,7 +83,8 @@ _MNIST10K_ORDER_SEED = 10000
 # Public containers
 
 
-@dataclass(frozen=True)
+# eq=False: comparing tensors with == gives tensors, not a bool; compare with torch.equal.
+@dataclass(frozen=True, eq=False)
 class Split:
     """One split: ``images`` ``(N, C, H, W)`` float32 and ``labels`` ``(N,)`` int64.
 
@@ -151,10 +152,10 @@ class DatasetInfo:
     seed: int
     val_fraction: float
     options: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Dataset:
     """A loaded data set: ``train``, ``val`` and ``test`` :class:`Split` plus ``info``."""
 
