@@ -130,9 +130,7 @@ def test_schedule_default_and_errors() -> None:
     assert torch.equal(net(phi), net(phi, schedule="parallel"))
     with pytest.raises(ConfigError, match="unknown schedule"):
         net(phi, schedule="tree")
-    with pytest.raises(
-        ConfigError, match=r"expects features of shape \(B, d=4, n=2\), got \(3, 5, 2\)"
-    ):
+    with pytest.raises(ConfigError, match=r"expects features of shape \(B, d=4, n=2\), got \(3, 5, 2\)"):
         net(_phi(3, 5, 2))
     with pytest.raises(ConfigError, match="unknown init"):
         TTNet(4, 2, 2, 2, init="orthogonal")
@@ -147,36 +145,49 @@ def test_schedule_default_and_errors() -> None:
 # --------------------------------------------------------------------------- #
 
 
-class _Scores(torch.nn.Module):
-    """Wraps ``net.scores`` as a forward, so that ``functional_call`` can swap parameters."""
+class _Outputs(torch.nn.Module):
+    """``net.scores`` or ``net.normalized_scores`` as a forward, for ``functional_call``."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, method: str) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.method = net, method
 
-    def forward(self, phi: torch.Tensor, schedule: str) -> torch.Tensor:
-        return self.net.scores(phi, schedule)
+    def forward(self, phi: torch.Tensor, schedule: str):
+        return getattr(self.net, self.method)(phi, schedule)
 
 
+@pytest.mark.parametrize("d", [3, 5])
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("model", MODELS)
-def test_gradcheck(model: str, schedule: str) -> None:
-    net = _net(model, 5, 2, 2, 2)
+def test_gradcheck(model: str, schedule: str, d: int) -> None:
+    net = _net(model, d, 2, 2, 2)
     names = [name for name, _ in net.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_() for p in net.parameters())
-    phi = _phi(3, 5, 2).requires_grad_()
-    scores = _Scores(net)
+    phi = _phi(3, d, 2).requires_grad_()
+    for method in ("normalized_scores", "scores"):  # (logits, log_scale); exact scores
+        wrapped = _Outputs(net, method)
 
-    def logits_of(phi: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
-        state = dict(zip(names, ps, strict=True))
-        return functional_call(net, state, (phi,), {"schedule": schedule})
+        def outputs(phi: torch.Tensor, *ps: torch.Tensor, wrapped=wrapped):
+            state = {"net." + k: v for k, v in zip(names, ps, strict=True)}
+            return functional_call(wrapped, state, (phi, schedule))
 
-    def scores_of(phi: torch.Tensor, *ps: torch.Tensor) -> torch.Tensor:
-        state = {"net." + k: v for k, v in zip(names, ps, strict=True)}
-        return functional_call(scores, state, (phi, schedule))
+        assert torch.autograd.gradcheck(outputs, (phi, *params))
 
-    assert torch.autograd.gradcheck(logits_of, (phi, *params))
-    assert torch.autograd.gradcheck(scores_of, (phi, *params))
+
+@pytest.mark.parametrize("model", MODELS)
+def test_schedules_have_the_same_gradients(model: str) -> None:
+    # The sequential TT runs a hand-written backward, the parallel one autograd.
+    net = _net(model, 9, 3, 4, 3, init="identity")
+    phi = _phi(6, 9, 3)
+    weights = torch.randn(6, 3, dtype=F64, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for schedule in SCHEDULES:
+        x = phi.clone().requires_grad_()
+        logits, log_scale = net.normalized_scores(x, schedule)
+        loss = (weights * logits).sum() + 0.1 * log_scale.sum()
+        grads.append(torch.autograd.grad(loss, [x, *net.parameters()]))
+    for seq, par in zip(*grads, strict=True):
+        torch.testing.assert_close(seq, par, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(("d", "n", "r", "c"), [(2, 3, 4, 5), (7, 2, 3, 10), (49, 16, 32, 10)])
