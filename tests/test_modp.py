@@ -17,6 +17,8 @@ from tensorrnn.ranks.modp import (
     DEFAULT_BLOCK_DEPTH,
     DEFAULT_PRIME,
     MAX_PRIME,
+    _Eliminator,
+    _working_copy,
     certify_rank_at_least,
     exact_rank,
     max_block_depth,
@@ -81,6 +83,9 @@ def family(rng: np.random.Generator, kind: str, m: int, n: int, p: int) -> np.nd
         M[rng.permutation(m)[:d], rng.permutation(n)[:d]] = rng.integers(1, p, size=d)
     elif kind == "full":
         M = rng.integers(0, p, (m, n), dtype=np.int64)
+    elif kind == "sparse_pivots":
+        # Dense but with many zeros: blocks stay invertible yet need row swaps.
+        M = rng.integers(0, p, (m, n), dtype=np.int64) * (rng.random((m, n)) < 0.6)
     return M
 
 
@@ -93,6 +98,7 @@ KINDS = [
     "leading_zeros",
     "permuted_identity",
     "full",
+    "sparse_pivots",
 ]
 
 
@@ -137,9 +143,7 @@ def test_python_reference_itself() -> None:
     assert rank_python([[0, 0], [0, 0]], 5) == 0
 
 
-@pytest.mark.parametrize(
-    "shape", [(1, 1), (1, 9), (9, 1), (0, 5), (5, 0), (0, 0), (2, 300), (300, 2)]
-)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (0, 5), (5, 0), (0, 0), (2, 300), (300, 2)])
 def test_degenerate_shapes(shape: tuple[int, int]) -> None:
     rng = np.random.default_rng(1)
     M = rng.integers(1, 50, size=shape)
@@ -189,6 +193,22 @@ def test_extreme_entries_at_the_exactness_bound() -> None:
     M = np.vstack([M, (M[0] + M[1]) % p, (3 * M[2] - M[5]) % p])
     assert rank_mod_p(M, p, leaf_width=16) == rank_mod_p_flint(M, p)
     assert rank_mod_p(M.T, p, leaf_width=16) == rank_mod_p_flint(M, p)
+
+
+@pytest.mark.parametrize("p", [3, 5, 101])
+def test_exactness_invariants_hold_at_every_product(p: int) -> None:
+    """Checked mode asserts, at every GEMM and rank-1 update, that operands are
+    reduced and accumulated entries obey ``|x| <= (p-1) + d (p-1)^2`` with ``d <= k``.
+    Tiny primes and depths make a skipped reduction break the bound for real."""
+    rng = np.random.default_rng(p)
+    for trial in range(30):
+        m, n = (int(x) for x in rng.integers(1, 60, size=2))
+        M = family(rng, KINDS[trial % len(KINDS)], m, n, p)
+        k = int(rng.integers(1, max_block_depth(p) + 1)) if trial % 2 else max_block_depth(p)
+        leaf = int(rng.choice([1, 2, 3, 8, 32]))
+        W = _working_copy(M, p)
+        got = _Eliminator(W, p, min(k, 12), leaf, progress=False, check=True).rank()
+        assert got == rank_mod_p_flint(M, p)
 
 
 def test_largest_prime_slices_products() -> None:
@@ -311,9 +331,7 @@ def test_exactness_bound_is_tight() -> None:
 
 small_matrices = st.integers(1, 9).flatmap(
     lambda m: st.integers(1, 9).flatmap(
-        lambda n: st.lists(
-            st.lists(st.integers(-40, 40), min_size=n, max_size=n), min_size=m, max_size=m
-        )
+        lambda n: st.lists(st.lists(st.integers(-40, 40), min_size=n, max_size=n), min_size=m, max_size=m)
     )
 )
 

@@ -87,6 +87,11 @@ DEFAULT_PRIME = 2_097_143
 DEFAULT_LEAF_WIDTH = 32
 """Columns per leaf of the recursion (eliminated one column at a time)."""
 
+# GEMMs with a dimension below this run on one thread: measured here, with other
+# processes on the cores, (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23 ms
+# on two; from about 256 on, two threads win again on an idle machine.
+_SMALL_DIM = 128
+
 # Rows per slice when a large block is copied or converted, to bound temporaries.
 _CHUNK_ELEMENTS = 1 << 22
 
@@ -126,8 +131,7 @@ def _check_prime(p: object, *, limit: int | None) -> int:
         q = operator.index(p)  # type: ignore[arg-type]
     except TypeError:
         raise ConfigError(
-            f"p must be a prime integer, got {p!r} of type {type(p).__name__}; "
-            f"e.g. p={DEFAULT_PRIME}"
+            f"p must be a prime integer, got {p!r} of type {type(p).__name__}; e.g. p={DEFAULT_PRIME}"
         ) from None
     if q < 2 or not flint.fmpz(q).is_prime():
         raise ConfigError(
@@ -200,69 +204,112 @@ def _reduced_block_np(blk: np.ndarray, p: int) -> np.ndarray:
                 f"the matrix has a non-integer entry ({exc}); exact ranks mod p need integers"
             ) from None
         return np.asarray(vals, dtype=np.float64).reshape(blk.shape)
-    raise ConfigError(
-        f"cannot take a rank mod p of a matrix of dtype {blk.dtype}; pass integer entries"
-    )
+    raise ConfigError(f"cannot take a rank mod p of a matrix of dtype {blk.dtype}; pass integer entries")
 
 
-def _reduced_block_torch(blk: torch.Tensor, p: int) -> torch.Tensor:
-    """Rows of a torch matrix as float64 integers in ``(-p, p)``, same device."""
-    if blk.dtype == torch.bool:
-        return blk.to(torch.float64)
+def _fill_reduced_torch(dst: torch.Tensor, blk: torch.Tensor, p: int) -> None:
+    """Write ``blk`` into the float64 view ``dst`` as integers in ``(-p, p)``."""
     if blk.is_complex():
-        raise ConfigError(
-            f"cannot take a rank mod p of a complex tensor ({blk.dtype}); pass integer entries"
-        )
+        raise ConfigError(f"cannot take a rank mod p of a complex tensor ({blk.dtype}); pass integer entries")
     if blk.is_floating_point():
-        b64 = blk.to(torch.float64)
-        if not bool(torch.isfinite(b64).all()) or not bool((b64.floor() == b64).all()):
+        dst.copy_(blk)  # float32 -> float64 is exact
+        if not bool(torch.isfinite(dst).all()) or not bool((dst.floor() == dst).all()):
             raise ConfigError(
                 "the matrix has non-integer or non-finite float entries; exact ranks mod p "
                 "need integers (round them, or pass an integer tensor)"
             )
-        return torch.fmod(b64, p)
-    b64 = blk.to(torch.int64)
-    if b64.numel() and (int(b64.min()) <= -p or int(b64.max()) >= p):
-        b64 = torch.remainder(b64, p)
-    return b64.to(torch.float64)
+        dst.fmod_(p)
+        return
+    if blk.numel() and blk.dtype != torch.bool:
+        lo, hi = torch.aminmax(blk)
+        if int(lo) <= -p or int(hi) >= p:
+            blk = torch.remainder(blk.to(torch.int64), p)
+    dst.copy_(blk)  # the integer -> float64 conversion happens in the copy
+
+
+# dtypes that torch.from_numpy wraps without copying and handles in every op used above
+_TORCH_NATIVE = {np.dtype(t) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8)} | {
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+}
 
 
 def _working_copy(M: np.ndarray | torch.Tensor, p: int) -> torch.Tensor:
     """One float64 copy of ``M`` reduced into ``(-p, p)``, with rows <= columns.
 
     Rank is invariant under transposition; having no more rows than columns lets
-    the elimination stop as soon as every row holds a pivot.
+    the elimination stop as soon as every row holds a pivot. The copy is filled in
+    slices of rows so that conversion temporaries stay small.
     """
     if isinstance(M, torch.Tensor):
         src: np.ndarray | torch.Tensor = M.detach()
         device = M.device
-        reduce = _reduced_block_torch
     else:
         src = np.asarray(M)
         device = torch.device("cpu")
-        reduce = _reduced_block_np  # type: ignore[assignment]
+        if src.dtype in _TORCH_NATIVE and all(st >= 0 for st in src.strides):
+            src = torch.from_numpy(src)
     rows, cols = src.shape
     transpose = rows > cols
     W = torch.empty((cols, rows) if transpose else (rows, cols), dtype=torch.float64, device=device)
     step = max(1, _CHUNK_ELEMENTS // max(cols, 1))
     for i in range(0, rows, step):
-        blk = reduce(src[i : i + step], p)  # type: ignore[arg-type]
-        blk_t = torch.as_tensor(blk, device=device)
-        if transpose:
-            W[:, i : i + step].copy_(blk_t.t())
+        dst = W[:, i : i + step].t() if transpose else W[i : i + step]
+        blk = src[i : i + step]
+        if isinstance(blk, torch.Tensor):
+            _fill_reduced_torch(dst, blk, p)
         else:
-            W[i : i + step].copy_(blk_t)
+            dst.copy_(torch.from_numpy(_reduced_block_np(blk, p)))
     return W
 
 
 # --------------------------------------------------------------------------- kernel
 
 
+def _small_plu(T: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """PLU modulo ``p`` of a small square int64 matrix, or None if it is singular.
+
+    Returns ``perm`` and the packed factors (L strictly below the diagonal, U on
+    and above) of ``T[perm]``. Products of entries below p < 2^24 fit in int64.
+    """
+    A = T % p
+    w = A.shape[0]
+    perm = np.arange(w)
+    for j in range(w):
+        nz = np.flatnonzero(A[j:, j])
+        if nz.size == 0:
+            return None
+        i = j + int(nz[0])
+        if i != j:
+            A[[j, i]] = A[[i, j]]
+            perm[[j, i]] = perm[[i, j]]
+        A[j + 1 :, j] = A[j + 1 :, j] * pow(int(A[j, j]), -1, p) % p
+        A[j + 1 :, j + 1 :] = (A[j + 1 :, j + 1 :] - np.outer(A[j + 1 :, j], A[j, j + 1 :])) % p
+    return perm, A
+
+
+def _upper_inverse(A: np.ndarray, p: int) -> np.ndarray:
+    """Inverse modulo ``p`` of the upper triangle (diagonal included) of ``A``."""
+    w = A.shape[0]
+    inv = np.zeros_like(A)
+    for i in range(w - 1, -1, -1):
+        row = -(A[i, i + 1 :] @ inv[i + 1 :]) % p  # at most w products below p^2
+        row[i] = 1
+        inv[i] = row * pow(int(A[i, i]), -1, p) % p
+    return inv
+
+
 class _Eliminator:
     """In-place rank-revealing LU of ``W`` modulo ``p`` (see the module docstring).
 
-    Invariants: every entry of ``W`` is an integer in ``(-p, p)`` between
-    operations. After ``_lu(r0, c0, c1, ...)`` returns ``r``, rows
+    Invariants: every entry of ``W`` is an integer; an entry of a block with
+    *debt* ``d`` satisfies ``|x| <= (p-1) + d (p-1)^2`` with ``d <= k``, so it is
+    exact, and is reduced into ``(-p, p)`` (``fmod``) before it is ever a factor
+    of a product. Reducing lazily, only when ``d`` would pass ``k`` or a block
+    becomes a GEMM operand, removes most of the ``fmod`` passes, which are
+    memory-bound and cost as much as a GEMM of inner depth ~100.
+
+    After ``_lu(r0, c0, c1, ...)`` returns ``r``, rows
     ``r0 .. r0+r-1`` are the pivot rows of the block ``W[r0:, c0:c1]`` and, when
     the caller needs it, ``W[r0:, c0:c0+r]`` holds the unit lower factor L of the
     pivot columns below the diagonal (the diagonal and above hold U, unused).
@@ -273,11 +320,16 @@ class _Eliminator:
     factors no caller will read again.
     """
 
-    def __init__(self, W: torch.Tensor, p: int, k: int, leaf: int, progress: bool) -> None:
+    def __init__(
+        self, W: torch.Tensor, p: int, k: int, leaf: int, progress: bool, check: bool = False
+    ) -> None:
         self.W = W
         self.p = p
         self.k = k
-        self.leaf = leaf
+        # Tests set `check` to assert the exactness invariants at every product.
+        self.check = check
+        # A leaf applies up to `leaf` rank-1 updates between reductions.
+        self.leaf = min(leaf, k)
         self.trsm_leaf = max(1, min(32, k))
         self.m, self.n = W.shape
         self.bar = None
@@ -304,14 +356,35 @@ class _Eliminator:
         finally:
             torch.set_num_threads(saved)
 
+    def _bounded(self, t: torch.Tensor, debt: int) -> None:
+        """With ``check``: assert ``debt <= k`` and ``|t| <= (p-1) + debt (p-1)^2``."""
+        if self.check and t.numel():
+            assert debt <= self.k, f"debt {debt} > k = {self.k}"
+            bound = (self.p - 1) + debt * (self.p - 1) ** 2
+            assert float(t.abs().max()) <= bound, "entry outside its exactness bound"
+
     # -- modular float64 products ------------------------------------------------------
 
-    def gemm_sub(self, C: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
-        """``C <- (C - A @ B) mod p`` in place, exact (inner depth sliced by ``k``)."""
+    def gemm_sub(self, C: torch.Tensor, A: torch.Tensor, B: torch.Tensor, debt: int) -> int:
+        """``C <- C - A @ B`` in place, exact; returns the new debt of ``C``.
+
+        ``A`` and ``B`` must be reduced. ``C`` enters with ``debt`` and is reduced
+        only when one more slice would break ``debt <= k``.
+        """
         inner = A.shape[1]
-        for s in range(0, inner, self.k):
-            C.addmm_(A[:, s : s + self.k], B[s : s + self.k], alpha=-1)
-            C.fmod_(self.p)
+        self._bounded(A, 0)
+        self._bounded(B, 0)
+        small = min(C.shape[0], C.shape[1], inner) < _SMALL_DIM
+        with self._one_thread() if small else contextlib.nullcontext():
+            for s in range(0, inner, self.k):
+                depth = min(self.k, inner - s)
+                if debt + depth > self.k:
+                    C.fmod_(self.p)
+                    debt = 0
+                C.addmm_(A[:, s : s + depth], B[s : s + depth], alpha=-1)
+                debt += depth
+                self._bounded(C, debt)
+        return debt
 
     def unit_lower_inverse(self, L: torch.Tensor) -> torch.Tensor:
         """Inverse mod p of the unit lower triangle of a small square ``L``.
@@ -331,23 +404,29 @@ class _Eliminator:
             span *= 2
         return inv
 
-    def trsm(self, L: torch.Tensor, X: torch.Tensor) -> None:
-        """``X <- L^{-1} X mod p`` in place for the unit lower triangle of ``L``."""
+    def trsm(self, L: torch.Tensor, X: torch.Tensor, debt: int) -> None:
+        """``X <- L^{-1} X mod p`` in place for the unit lower triangle of ``L``.
+
+        ``X`` enters with ``debt`` and leaves reduced: it is a GEMM operand next.
+        """
         r = L.shape[0]
         if r <= self.trsm_leaf:
-            if r > 1:
-                with self._one_thread():
+            with self._one_thread():
+                if debt:
+                    X.fmod_(self.p)
+                if r > 1:
+                    self._bounded(X, 0)
                     X.copy_(torch.mm(self.unit_lower_inverse(L), X).fmod_(self.p))
             return
         h = r // 2
-        self.trsm(L[:h, :h], X[:h])
-        self.gemm_sub(X[h:], L[h:, :h], X[:h])
-        self.trsm(L[h:, h:], X[h:])
+        self.trsm(L[:h, :h], X[:h], debt)
+        debt = self.gemm_sub(X[h:], L[h:, :h], X[:h], debt)
+        self.trsm(L[h:, h:], X[h:], debt)
 
     # -- elimination ---------------------------------------------------------------------
 
     def rank(self) -> int:
-        r = self._lu(0, 0, self.n, lo=0, need_l=False) if self.m and self.n else 0
+        r = self._lu(0, 0, self.n, lo=0, need_l=False, debt=0) if self.m and self.n else 0
         if self.bar is not None:
             self.bar.update(self.n - self.bar.n)
             self.bar.close()
@@ -360,22 +439,23 @@ class _Eliminator:
             left *= 2
         return left
 
-    def _lu(self, r0: int, c0: int, c1: int, lo: int, need_l: bool) -> int:
+    def _lu(self, r0: int, c0: int, c1: int, lo: int, need_l: bool, debt: int) -> int:
+        """Factor ``W[r0:, c0:c1]``, whose entries carry ``debt``; return its rank."""
         if r0 >= self.m or c0 >= c1:
             return 0
         if c1 - c0 <= self.leaf:
-            return self._leaf(r0, c0, c1, lo, need_l)
+            return self._leaf(r0, c0, c1, lo, need_l, debt)
         W = self.W
         cm = c0 + self._split(c1 - c0)
-        r1 = self._lu(r0, c0, cm, lo, True)
+        r1 = self._lu(r0, c0, cm, lo, True, debt)
         if r0 + r1 >= self.m:
             return r1
         if r1:
             X1 = W[r0 : r0 + r1, cm:c1]
-            self.trsm(W[r0 : r0 + r1, c0 : c0 + r1], X1)
-            self.gemm_sub(W[r0 + r1 :, cm:c1], W[r0 + r1 :, c0 : c0 + r1], X1)
+            self.trsm(W[r0 : r0 + r1, c0 : c0 + r1], X1, debt)
+            debt = self.gemm_sub(W[r0 + r1 :, cm:c1], W[r0 + r1 :, c0 : c0 + r1], X1, debt)
         # The left factor is read again only if our own caller needs our L.
-        r2 = self._lu(r0 + r1, cm, c1, lo if need_l else cm, need_l)
+        r2 = self._lu(r0 + r1, cm, c1, lo if need_l else cm, need_l, debt)
         if need_l and r2 and r1 < cm - c0:
             self._move_columns(r0 + r1, cm, c0 + r1, r2)
         return r1 + r2
@@ -387,20 +467,69 @@ class _Eliminator:
         for i in range(r0, self.m, step):
             W[i : i + step, dst : dst + width] = W[i : i + step, src : src + width].clone()
 
-    def _leaf(self, r0: int, c0: int, c1: int, lo: int, need_l: bool) -> int:
+    def _move_rows(self, dst: np.ndarray, src: np.ndarray, lo: int, c0: int, c1: int) -> None:
+        """Row ``dst[i]`` of ``W`` takes row ``src[i]``, outside the slab ``c0:c1``."""
+        W = self.W
+        d = torch.as_tensor(dst, device=W.device)
+        s = torch.as_tensor(src, device=W.device)
+        if lo < c0:
+            W[d, lo:c0] = W[s, lo:c0]
+        if c1 < self.n:
+            W[d, c1:] = W[s, c1:]
+
+    def _leaf(self, r0: int, c0: int, c1: int, lo: int, need_l: bool, debt: int) -> int:
+        """Eliminate the slab ``W[r0:, c0:c1]``; fast when its top square is invertible.
+
+        Dense inputs almost always have an invertible top ``w x w`` block ``T``
+        (among the active rows). Then the slab has rank ``w``, its pivot rows are
+        the top rows (permuted within the block by ``PT = LU``), and the factor
+        below is ``L21 = S21 U^{-1}``: one small host-side PLU and one GEMM
+        instead of ``w`` column steps. Anything else goes to the general path.
+        """
+        W, p = self.W, self.p
+        w = c1 - c0
+        if self.m - r0 < w:
+            return self._leaf_general(r0, c0, c1, lo, need_l, debt)
+        with self._one_thread():
+            S = W[r0:, c0:c1]
+            if debt:
+                S.fmod_(p)
+                debt = 0
+            lu = _small_plu(S[:w].cpu().numpy().astype(np.int64), p)
+            if lu is None:
+                return self._leaf_general(r0, c0, c1, lo, need_l, debt)
+            perm, A = lu
+            if np.any(perm != np.arange(w)):
+                self._move_rows(r0 + np.arange(w), r0 + perm, lo, c0, c1)
+            if need_l:
+                if self.m - r0 > w:
+                    Uinv = torch.from_numpy(_upper_inverse(A, p).astype(np.float64))
+                    S21 = S[w:]
+                    self._bounded(S21, 0)
+                    S21.copy_(torch.mm(S21, Uinv.to(W.device)).fmod_(p))
+                S[:w].copy_(torch.from_numpy(A.astype(np.float64)))
+        if self.bar is not None:
+            self.bar.update(w)
+        return w
+
+    def _leaf_general(self, r0: int, c0: int, c1: int, lo: int, need_l: bool, debt: int) -> int:
         """Column-by-column elimination of the slab ``W[r0:, c0:c1]``.
 
         Works on a transposed contiguous copy so that every column is a contiguous
         vector: pivot search and rank-1 updates then stream through memory.
-        Reductions are lazy: a slab of ``w <= k`` columns takes at most ``w``
-        rank-1 updates, each adding at most ``(p-1)^2``, so entries stay exact
-        without reduction and only the column about to be used is reduced. This
-        matters because ``fmod`` is several times slower than the update itself.
+        Reductions are lazy: ``w`` columns take at most ``w`` rank-1 updates, so
+        only the column about to be used is reduced (``fmod`` costs several times
+        the update itself), unless the entering debt leaves no room for ``w``.
         """
         W, p = self.W, self.p
         with self._one_thread():
-            Bt = W[r0:, c0:c1].t().contiguous()
+            # Row-major copy first: transposing in cache is ~3x faster than
+            # gathering a strided column slab directly.
+            Bt = W[r0:, c0:c1].contiguous().t().contiguous()
             w, rows = Bt.shape
+            if debt + w > self.k:
+                Bt.fmod_(p)
+                debt = 0
             perm: np.ndarray | None = None
             rk = 0
             for j in range(w):
@@ -425,20 +554,17 @@ class _Eliminator:
                     if j + 1 < w:
                         u = Bt[j + 1 :, rk].fmod_(p)
                         Bt[j + 1 :, rk + 1 :].addr_(u, lcol, alpha=-1)
+                        debt += 1
+                        self._bounded(Bt, debt)
                 if j != rk:
                     Bt[rk].copy_(Bt[j])
                 rk += 1
             if perm is not None:
                 moved = np.flatnonzero(perm != np.arange(rows))
-                dst = torch.as_tensor(moved + r0, device=W.device)
-                src = torch.as_tensor(perm[moved] + r0, device=W.device)
-                if lo < c0:
-                    W[dst, lo:c0] = W[src, lo:c0]
-                if c1 < self.n:
-                    W[dst, c1:] = W[src, c1:]
+                self._move_rows(moved + r0, perm[moved] + r0, lo, c0, c1)
             if need_l and rk:
                 # Only the strictly lower part (L, reduced) is ever read again.
-                W[r0:, c0 : c0 + rk] = Bt[:rk].t()
+                W[r0:, c0 : c0 + rk] = Bt[:rk].t().contiguous()
         if self.bar is not None:
             self.bar.update(c1 - c0)
         return rk
