@@ -71,12 +71,43 @@ def _normalize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Divide ``x`` by its eps-guarded norm over ``dims``; add the log-norms to ``log_scale``.
 
-    ``x`` has the batch in dimension ``-1 - len(dims)`` and possibly leading
-    dimensions (several matrices per sample); their log-norms are summed.
+    ``dims`` are the trailing dimensions, ``(-1,)`` or ``(-2, -1)``; before them
+    comes the batch and possibly leading dimensions (several matrices per
+    sample), whose log-norms are summed.
     """
-    norm = torch.sqrt(x.square().sum(dim=dims, keepdim=True) + eps * eps)
-    log_norm = torch.log(norm).reshape(-1, x.shape[-1 - len(dims)]).sum(dim=0)
-    return x / norm, log_scale + log_norm
+    unit, log_norm = _UnitScale.apply(x, len(dims), eps)
+    return unit, log_scale + log_norm.reshape(-1, x.shape[-1 - len(dims)]).sum(dim=0)
+
+
+class _UnitScale(torch.autograd.Function):
+    """``x ↦ (x / c, log c)``, ``c = sqrt(‖x‖² + eps²)`` over the last ``k`` dims.
+
+    Autograd of the same formula keeps ~8 full-size temporaries (square, div,
+    pow backward…); this backward needs two: with ``u = x / c`` the gradient is
+    ``(g_u − u (u·g_u − g_log)) / c``. That matters for the parallel schedule,
+    which normalises ``(d−2, B, r, r)`` tensors.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, k: int, eps: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dims = tuple(range(-k, 0))
+        norm = torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+        c = torch.hypot(norm, norm.new_tensor(eps))
+        unit = x / c
+        ctx.save_for_backward(unit, c)
+        ctx.dims = dims
+        return unit, c.log()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, g_unit: torch.Tensor, g_log: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
+        unit, c = ctx.saved_tensors
+        radial = (unit * g_unit).sum(dim=ctx.dims, keepdim=True) - g_log
+        return (g_unit - unit * radial) / c, None, None
 
 
 class ScoreNetwork(nn.Module):
@@ -268,16 +299,20 @@ class TTNet(ScoreNetwork):
                 mixed = (h @ self.core(t).reshape(r, n * r)).view(b, n, r)
                 h = torch.bmm(phi[:, t].unsqueeze(1), mixed).squeeze(1)
         elif d > 2:
+            # The M_t themselves are not normalised: one M_t cannot overflow, and
+            # skipping it saves passes over the largest tensor. Every product is.
             mats = self._step_matrices(phi[:, 1 : d - 1])  # (d−2, B, r, r)
-            if normalize:
-                mats, log_scale = _normalize(mats, log_scale, eps, (-2, -1))
             while mats.shape[0] > 1:
-                # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next level.
+                # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next
+                # level. split/unbind rather than strided slices: the backward of a
+                # slice zero-fills a tensor of the full size, per slice.
                 m = mats.shape[0]
-                pairs = torch.matmul(mats[0 : m - 1 : 2], mats[1:m:2])
+                even, odd_one = mats.split([m - m % 2, m % 2])
+                left, right = even.view(m // 2, 2, *even.shape[1:]).unbind(1)
+                pairs = torch.matmul(left, right)
                 if normalize:
                     pairs, log_scale = _normalize(pairs, log_scale, eps, (-2, -1))
-                mats = torch.cat([pairs, mats[m - 1 :]]) if m % 2 else pairs
+                mats = torch.cat([pairs, odd_one]) if m % 2 else pairs
             h = torch.bmm(h.unsqueeze(1), mats[0]).squeeze(1)
             if normalize:
                 h, log_scale = _normalize(h, log_scale, eps, (-1,))
