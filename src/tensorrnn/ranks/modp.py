@@ -51,6 +51,7 @@ The code is device-agnostic torch: a CUDA input is factored on its GPU.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import operator
 from collections.abc import Iterator
@@ -89,8 +90,9 @@ DEFAULT_LEAF_WIDTH = 32
 
 # GEMMs with a dimension below this run on one thread: measured here, with other
 # processes on the cores, (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23 ms
-# on two; from about 256 on, two threads win again on an idle machine.
-_SMALL_DIM = 128
+# on two, and one thread still won at (4096 x 128) @ (128 x 128); such GEMMs hold
+# only a few percent of the flops of a large rank.
+_SMALL_DIM = 256
 
 # Rows per slice when a large block is copied or converted, to bound temporaries.
 _CHUNK_ELEMENTS = 1 << 22
@@ -266,37 +268,26 @@ def _working_copy(M: np.ndarray | torch.Tensor, p: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- kernel
 
 
-def _small_plu(T: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """PLU modulo ``p`` of a small square int64 matrix, or None if it is singular.
+def _small_inverse(T: np.ndarray, p: int) -> np.ndarray | None:
+    """Inverse modulo ``p`` of a small square int64 matrix, or None if singular.
 
-    Returns ``perm`` and the packed factors (L strictly below the diagonal, U on
-    and above) of ``T[perm]``. Products of entries below p < 2^24 fit in int64.
+    Gauss-Jordan on ``[T | I]``; entries stay below ``p^2 < 2^48`` in int64.
     """
-    A = T % p
-    w = A.shape[0]
-    perm = np.arange(w)
+    w = T.shape[0]
+    A = np.concatenate([T % p, np.eye(w, dtype=np.int64)], axis=1)
     for j in range(w):
-        nz = np.flatnonzero(A[j:, j])
-        if nz.size == 0:
-            return None
-        i = j + int(nz[0])
-        if i != j:
+        if A[j, j] == 0:
+            nz = np.flatnonzero(A[j:, j])
+            if nz.size == 0:
+                return None
+            i = j + int(nz[0])
             A[[j, i]] = A[[i, j]]
-            perm[[j, i]] = perm[[i, j]]
-        A[j + 1 :, j] = A[j + 1 :, j] * pow(int(A[j, j]), -1, p) % p
-        A[j + 1 :, j + 1 :] = (A[j + 1 :, j + 1 :] - np.outer(A[j + 1 :, j], A[j, j + 1 :])) % p
-    return perm, A
-
-
-def _upper_inverse(A: np.ndarray, p: int) -> np.ndarray:
-    """Inverse modulo ``p`` of the upper triangle (diagonal included) of ``A``."""
-    w = A.shape[0]
-    inv = np.zeros_like(A)
-    for i in range(w - 1, -1, -1):
-        row = -(A[i, i + 1 :] @ inv[i + 1 :]) % p  # at most w products below p^2
-        row[i] = 1
-        inv[i] = row * pow(int(A[i, i]), -1, p) % p
-    return inv
+        A[j] = A[j] * pow(int(A[j, j]), -1, p) % p
+        f = A[:, j].copy()
+        f[j] = 0
+        A -= np.outer(f, A[j])
+        A %= p
+    return A[:, w:]
 
 
 class _Eliminator:
@@ -309,12 +300,18 @@ class _Eliminator:
     becomes a GEMM operand, removes most of the ``fmod`` passes, which are
     memory-bound and cost as much as a GEMM of inner depth ~100.
 
-    After ``_lu(r0, c0, c1, ...)`` returns ``r``, rows
-    ``r0 .. r0+r-1`` are the pivot rows of the block ``W[r0:, c0:c1]`` and, when
-    the caller needs it, ``W[r0:, c0:c0+r]`` holds the unit lower factor L of the
-    pivot columns below the diagonal (the diagonal and above hold U, unused).
-    Rows below the pivots are then zero in the block, so the non-pivot columns are
-    dropped.
+    After ``_lu(r0, c0, c1, ...)`` returns ``r``, rows ``r0 .. r0+r-1`` are the
+    pivot rows of the block ``W[r0:, c0:c1]``; the rows below are then zero in the
+    block, so its non-pivot columns are dropped. When the caller needs it,
+    ``W[r0:, c0:c0+r]`` holds a factor ``Lt`` and the pivots are grouped into leaf
+    blocks ``b`` (consecutive pivot rows) with stored inverses ``D_b^{-1}``, such
+    that ``L = Lt D^{-1}`` is the block unit lower factor of the pivot columns
+    (``D`` block diagonal; only blocks below the diagonal of ``Lt`` are read).
+    Most leaves are *fast*: their top square ``T_b`` is invertible, ``D_b = T_b``
+    and ``Lt`` is just the slab, so a leaf costs one small inverse and no GEMM or
+    row swap. *General* leaves (column by column) store the usual unit lower
+    ``L`` with ``D_b`` its diagonal block. :meth:`trsm` returns ``D^{-1} L^{-1} X``,
+    which is what the Schur update ``C - Lt (D^{-1} L^{-1} X)`` needs.
 
     Row swaps are applied to whole rows, except columns left of ``lo``: those hold
     factors no caller will read again.
@@ -330,8 +327,10 @@ class _Eliminator:
         self.check = check
         # A leaf applies up to `leaf` rank-1 updates between reductions.
         self.leaf = min(leaf, k)
-        self.trsm_leaf = max(1, min(32, k))
         self.m, self.n = W.shape
+        # Leaf blocks: first pivot row of each (increasing) -> D_b^{-1} (None: identity).
+        self._starts: list[int] = []
+        self._inverses: dict[int, torch.Tensor | None] = {}
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -404,24 +403,38 @@ class _Eliminator:
             span *= 2
         return inv
 
-    def trsm(self, L: torch.Tensor, X: torch.Tensor, debt: int) -> None:
-        """``X <- L^{-1} X mod p`` in place for the unit lower triangle of ``L``.
+    def trsm(self, L: torch.Tensor, X: torch.Tensor, start: int, debt: int) -> None:
+        """``X <- D^{-1} L^{-1} X mod p`` in place, for the pivots ``start ..``.
 
-        ``X`` enters with ``debt`` and leaves reduced: it is a GEMM operand next.
+        ``L = Lt D^{-1}`` is the block unit lower factor held in ``L`` (``Lt``) and
+        the stored leaf inverses. ``X`` enters with ``debt`` and leaves reduced:
+        it is a GEMM operand next. Splits fall on leaf-block boundaries.
         """
         r = L.shape[0]
-        if r <= self.trsm_leaf:
+        first = bisect.bisect_left(self._starts, start)
+        last = bisect.bisect_left(self._starts, start + r)
+        if self.check:
+            assert first < last and self._starts[first] == start, "trsm off block boundaries"
+        if last - first == 1:
             with self._one_thread():
                 if debt:
                     X.fmod_(self.p)
-                if r > 1:
+                inverse = self._inverses[start]
+                if inverse is not None:
                     self._bounded(X, 0)
-                    X.copy_(torch.mm(self.unit_lower_inverse(L), X).fmod_(self.p))
+                    X.copy_(torch.mm(inverse, X).fmod_(self.p))
             return
-        h = r // 2
-        self.trsm(L[:h, :h], X[:h], debt)
+        # Split at the block boundary nearest the middle.
+        mid = start + r / 2
+        j = bisect.bisect_left(self._starts, mid, first + 1, last)
+        j = min(
+            (i for i in (j - 1, j) if first < i < last),
+            key=lambda i: abs(self._starts[i] - mid),
+        )
+        h = self._starts[j] - start
+        self.trsm(L[:h, :h], X[:h], start, debt)
         debt = self.gemm_sub(X[h:], L[h:, :h], X[:h], debt)
-        self.trsm(L[h:, h:], X[h:], debt)
+        self.trsm(L[h:, h:], X[h:], start + h, debt)
 
     # -- elimination ---------------------------------------------------------------------
 
@@ -452,7 +465,7 @@ class _Eliminator:
             return r1
         if r1:
             X1 = W[r0 : r0 + r1, cm:c1]
-            self.trsm(W[r0 : r0 + r1, c0 : c0 + r1], X1, debt)
+            self.trsm(W[r0 : r0 + r1, c0 : c0 + r1], X1, r0, debt)
             debt = self.gemm_sub(W[r0 + r1 :, cm:c1], W[r0 + r1 :, c0 : c0 + r1], X1, debt)
         # The left factor is read again only if our own caller needs our L.
         r2 = self._lu(r0 + r1, cm, c1, lo if need_l else cm, need_l, debt)
@@ -481,10 +494,10 @@ class _Eliminator:
         """Eliminate the slab ``W[r0:, c0:c1]``; fast when its top square is invertible.
 
         Dense inputs almost always have an invertible top ``w x w`` block ``T``
-        (among the active rows). Then the slab has rank ``w``, its pivot rows are
-        the top rows (permuted within the block by ``PT = LU``), and the factor
-        below is ``L21 = S21 U^{-1}``: one small host-side PLU and one GEMM
-        instead of ``w`` column steps. Anything else goes to the general path.
+        among the active rows. Then the slab has rank ``w`` with the top rows as
+        pivot rows, and the leaf only stores ``T^{-1}`` (a small host-side
+        Gauss-Jordan): ``L21 = S21 T^{-1}`` is never formed (see the class
+        docstring). Anything else goes to the column-by-column path.
         """
         W, p = self.W, self.p
         w = c1 - c0
@@ -492,22 +505,15 @@ class _Eliminator:
             return self._leaf_general(r0, c0, c1, lo, need_l, debt)
         with self._one_thread():
             S = W[r0:, c0:c1]
-            if debt:
-                S.fmod_(p)
-                debt = 0
-            lu = _small_plu(S[:w].cpu().numpy().astype(np.int64), p)
-            if lu is None:
+            T = torch.fmod(S[:w], p).cpu().numpy().astype(np.int64)
+            inverse = _small_inverse(T, p)
+            if inverse is None:
                 return self._leaf_general(r0, c0, c1, lo, need_l, debt)
-            perm, A = lu
-            if np.any(perm != np.arange(w)):
-                self._move_rows(r0 + np.arange(w), r0 + perm, lo, c0, c1)
             if need_l:
-                if self.m - r0 > w:
-                    Uinv = torch.from_numpy(_upper_inverse(A, p).astype(np.float64))
-                    S21 = S[w:]
-                    self._bounded(S21, 0)
-                    S21.copy_(torch.mm(S21, Uinv.to(W.device)).fmod_(p))
-                S[:w].copy_(torch.from_numpy(A.astype(np.float64)))
+                if debt:
+                    S.fmod_(p)  # the slab is now a GEMM operand
+                self._starts.append(r0)
+                self._inverses[r0] = torch.from_numpy(inverse.astype(np.float64)).to(W.device)
         if self.bar is not None:
             self.bar.update(w)
         return w
@@ -565,6 +571,10 @@ class _Eliminator:
             if need_l and rk:
                 # Only the strictly lower part (L, reduced) is ever read again.
                 W[r0:, c0 : c0 + rk] = Bt[:rk].t().contiguous()
+                self._starts.append(r0)
+                self._inverses[r0] = (
+                    self.unit_lower_inverse(W[r0 : r0 + rk, c0 : c0 + rk]) if rk > 1 else None
+                )
         if self.bar is not None:
             self.bar.update(c1 - c0)
         return rk
