@@ -47,7 +47,7 @@ def train_command(
         --feature-map affine-relu --feature-dim 8 --epochs 10 --seed 0 --out runs/x
     """
     from tensorrnn.sweep import load_config_file
-    from tensorrnn.train import RunConfig, train_run
+    from tensorrnn.train import RunConfig, read_result, train_run
 
     values = load_config_file(config) if config is not None else {}
     flags = {
@@ -66,7 +66,10 @@ def train_command(
         values["dataset"] = default_dataset(values.get("data_dir"))
     run = RunConfig.from_mapping(values, str(config) if config else "command line")
     folder = out or Path("runs") / f"{run.dataset}-{run.model}-r{run.rank}-s{run.seed}"
+    finished_before = read_result(folder) is not None
     result = train_run(run, folder, quiet=quiet)
+    if finished_before:
+        typer.echo(f"{folder}: already finished; nothing to do")
     typer.echo(f"test accuracy {result['test_accuracy']:.4f}; results in {folder}/result.json")
 
 

@@ -1,0 +1,97 @@
+"""Grids of runs: local and Ray executors agree, crashes are recorded, reruns skip."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tensorrnn.errors import ConfigError
+from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
+
+CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
+GRID = {
+    "name": "grid",
+    "dataset": "synthetic-tt",
+    "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 600},
+    "model": ["tt", "tt-shared"], "rank": [2, 3], "seed": 0,
+    "patch": 1, "feature_dim": 4, "batch_size": 32, "lr": 0.02, "epochs": 2, "init": "gaussian",
+}  # fmt: skip
+STABLE = ("run", "status", "dataset", "model", "rank", "seed", "test_accuracy", "val_accuracy",
+          "train_accuracy", "num_parameters", "epochs_completed", "best_epoch", "error")  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return [{k: row[k] for k in STABLE} for row in csv.DictReader(handle)]
+
+
+def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path):
+    local = run_sweep(plan_sweep(GRID, "grid", tmp_path / "local"), jobs=2, quiet=True)
+    pytest.importorskip("ray")
+    ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", quiet=True)
+    rows = read_csv(local / "results.csv")
+    assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
+    assert rows == read_csv(ray_out / "results.csv")
+    for name in ("report.md", "accuracy_vs_rank.png", "accuracy_vs_parameters.png",
+                 "training_curves.png"):  # fmt: skip
+        assert (local / name).stat().st_size > 0
+
+
+def test_a_crashing_run_is_recorded_and_the_sweep_completes(tmp_path: Path):
+    # Patch 3 does not divide the 1x4 synthetic images: that run fails at build time.
+    grid = {**GRID, "model": "tt", "rank": 2, "patch": [1, 3]}
+    plan = plan_sweep(grid, "grid", tmp_path)
+    run_sweep(plan, quiet=True)
+    rows = {r["run"]: r for r in read_csv(tmp_path / "results.csv")}
+    assert rows["patch1"]["status"] == "finished"
+    assert rows["patch3"]["status"] == "failed" and "patch" in rows["patch3"]["error"]
+    assert "Failed runs" in (tmp_path / "report.md").read_text()
+    # Running again skips the finished run and retries the failed one.
+    result = subprocess.run(
+        [*CLI, "compare", "--config", str(_write(tmp_path / "g.yaml", grid)), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 of 2 runs already finished" in result.stdout
+
+
+def _write(path: Path, values: dict) -> Path:
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.mark.parametrize(
+    "values,needle",
+    [
+        ({**GRID, "rank": []}, "empty list"),
+        ({**GRID, "optimiser": "sgd"}, "unknown key(s) optimiser"),
+        ({**GRID, "rank": [2, 0]}, "rank=0"),
+    ],
+)
+def test_bad_grids_are_refused_before_any_run(tmp_path: Path, values, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        plan_sweep(values, "grid", tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_or_malformed_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [tt\nrank: 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config_file(bad)
+    result = subprocess.run([*CLI, "compare", "--config", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_shipped_configs_expand(name):
+    plan = plan_sweep(load_config_file(CONFIGS / name), name)
+    assert plan.runs
