@@ -17,8 +17,11 @@ multiplies the state by it with ``bmm``:
 Both use the same cores, normalisation and logits as :class:`TTNet`; only the
 contraction differs. It also times float32 GEMMs of the three shapes the
 sequential step runs. Every variant is timed once per round, round-robin, so
-load from other processes falls on all of them alike; the table gives medians
-and the best round.
+load from other processes falls on all of them alike. Two tables: medians of
+wall-clock time, and medians of this process's CPU time (all threads
+together; it leaves out time spent descheduled, so it is far less sensitive to
+other processes, but counts OpenMP spin-waiting; with ``--threads 1`` it is the
+time one core needs).
 """
 
 from __future__ import annotations
@@ -169,59 +172,61 @@ def main() -> None:
             p.grad = None
         F.cross_entropy(model(phi), labels).backward()
 
-    times: dict[str, list[float]] = {name: [] for name in [*cases, *gemms]}
+    wall: dict[str, list[float]] = {name: [] for name in [*cases, *gemms]}
+    cpu: dict[str, list[float]] = {name: [] for name in [*cases, *gemms]}
     for rnd in range(args.warmup + args.repeats):
         for name, (model, params, _) in cases.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             train_step(model, params)
             if rnd >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - cpu_start)
         for name, (fn, _) in gemms.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(gemm_inner):
                 fn()
             if rnd >= args.warmup:
-                times[name].append((time.perf_counter() - start) / gemm_inner)
+                wall[name].append((time.perf_counter() - start) / gemm_inner)
+                cpu[name].append((time.process_time() - cpu_start) / gemm_inner)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
-    best = {k: min(v) for k, v in times.items()}
+    wall_med = {k: statistics.median(v) for k, v in wall.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
     # The step's GEMM mix: one forward-shaped and two backward-shaped GEMMs.
-    mix_flops = gemms["(512x32)(32x512)"][1] + 2 * gemms["(512x512)(512x32)"][1]
+    fwd, bwd = "(512x32)(32x512)", "(512x512)(512x32)"
+    mix_flops = gemms[fwd][1] + 2 * gemms[bwd][1]
 
-    def mix_rate(t: dict[str, float]) -> float:
-        return mix_flops / (t["(512x32)(32x512)"] + 2 * t["(512x512)(512x32)"]) / 1e9
+    def gemm_rate(t: dict[str, float]) -> float:
+        return mix_flops / (t[fwd] + 2 * t[bwd]) / 1e9
 
-    gemm_med, gemm_best = mix_rate(med), mix_rate(best)
     print(f"machine: {machine()}; torch {torch.__version__}; threads {args.threads}")
     print(f"date: {datetime.datetime.now().isoformat(timespec='minutes')}")
     print(f"command: {' '.join(['python', *sys.argv])}")
     print(f"B={B} d={D} n={N} r={R} C={C} float32; {args.repeats} rounds after {args.warmup} warm-up")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    print()
-    print(
-        "| network | schedule | ms/step (median) | samples/s (median) | × naive einsum "
-        "| × naive broadcast | GFLOP/s (median) | % of GEMM (median) | samples/s (best) "
-        "| % of GEMM (best) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, (_, _, flops) in cases.items():
-        net, sched = name.split(" | ")
-        rate = flops / med[name] / 1e9
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
+    for label, t in (("wall-clock", wall_med), ("CPU time of this process", cpu_med)):
+        gemm = gemm_rate(t)
+        print()
+        print(f"Medians of {label}:")
+        print()
         print(
-            f"| {net} | {sched} | {1e3 * med[name]:.1f} | {B / med[name]:,.0f} "
-            f"| {med[baseline] / med[name]:.2f} | {med[literal] / med[name]:.2f} "
-            f"| {rate:.1f} | {100 * rate / gemm_med:.0f}% | {B / best[name]:,.0f} "
-            f"| {100 * flops / best[name] / 1e9 / gemm_best:.0f}% |"
+            "| network | schedule | ms/step | samples/s | × naive einsum | × naive broadcast "
+            "| GFLOP/s | % of GEMM mix |"
         )
-    print()
-    print("| float32 GEMM | ms (median) | GFLOP/s (median) | GFLOP/s (best) |")
-    print("|---|---:|---:|---:|")
-    for name, (_, flops) in gemms.items():
-        print(
-            f"| {name} | {1e3 * med[name]:.3f} | {flops / med[name] / 1e9:.1f} "
-            f"| {flops / best[name] / 1e9:.1f} |"
-        )
-    print(f"| step mix (1 forward + 2 backward shapes) | | {gemm_med:.1f} | {gemm_best:.1f} |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for name, (_, _, flops) in cases.items():
+            net, sched = name.split(" | ")
+            rate = flops / t[name] / 1e9
+            print(
+                f"| {net} | {sched} | {1e3 * t[name]:.1f} | {B / t[name]:,.0f} "
+                f"| {t[baseline] / t[name]:.2f} | {t[literal] / t[name]:.2f} "
+                f"| {rate:.1f} | {100 * rate / gemm:.0f}% |"
+            )
+        print()
+        print("| float32 GEMM | ms | GFLOP/s |")
+        print("|---|---:|---:|")
+        for name, (_, flops) in gemms.items():
+            print(f"| {name} | {1e3 * t[name]:.3f} | {flops / t[name] / 1e9:.1f} |")
+        print(f"| step mix (1 forward + 2 backward shapes) | | {gemm:.1f} |")
 
 
 if __name__ == "__main__":

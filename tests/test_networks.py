@@ -240,28 +240,12 @@ def test_identity_init_carries_the_state() -> None:
 
 
 def test_seeded_construction_is_reproducible() -> None:
-    a = build_classifier(
-        "tt-shared",
-        image_shape=(1, 8, 8),
-        patch=2,
-        feature_map="affine-relu",
-        feature_dim=5,
-        rank=3,
-        n_classes=4,
-        seed=11,
-    )
-    b = build_classifier(
-        "tt-shared",
-        image_shape=(1, 8, 8),
-        patch=2,
-        feature_map="affine-relu",
-        feature_dim=5,
-        rank=3,
-        n_classes=4,
-        seed=11,
-    )
-    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        assert torch.equal(pa, pb)
+    config = dict(image_shape=(1, 8, 8), patch=2, feature_map="affine-relu", feature_dim=5)
+    a = build_classifier("tt-shared", rank=3, n_classes=4, seed=11, **config)
+    b = build_classifier("tt-shared", rank=3, n_classes=4, seed=11, **config)
+    c = build_classifier("tt-shared", rank=3, n_classes=4, seed=12, **config)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
+        assert torch.equal(pa, pb) and not torch.equal(pa, pc)
 
 
 # --------------------------------------------------------------------------- #

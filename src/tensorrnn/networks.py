@@ -43,11 +43,14 @@ constant feature is the real cure).
 Two contraction schedules (both exact, ``schedule=`` argument)
 -------------------------------------------------------------
 ``sequential``: left to right, one step per position: the state ``(B, r)`` times
-the core ``(r, n·r)`` (one GEMM), then the ``n`` slices weighted by ``Φ[:, t]``.
-``parallel``: form every ``M_t`` at once ``(d−2, B, r, r)``, then multiply
-neighbours pairwise in a tree of depth ``log2 d``, normalising every level.
-Sequential does fewer flops (``r`` times fewer per step); parallel has far fewer
-steps, which pays off for long sequences and on GPUs.
+the core ``(r, n·r)`` (one GEMM), then the ``n`` slices weighted by ``Φ[:, t]``
+(``2·B·n·r²`` flops a step). For the logits it runs as one autograd Function
+with a hand-written backward (``_SequentialChain``); the exact scores use the
+plain loop. ``parallel``: form every ``M_t`` at once ``(d−2, B, r, r)``, then
+multiply neighbours pairwise in a tree of depth ``⌈log2(d−2)⌉``, normalising
+every product. It does ``(n + r)/n`` times the flops of ``sequential`` and
+moves ``(d−2)·B·r²`` numbers through memory, but has only ``log2 d``
+dependent steps: the schedule for GPUs and very long sequences.
 """
 
 from __future__ import annotations
@@ -93,8 +96,7 @@ class _UnitScale(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, k: int, eps: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         dims = tuple(range(-k, 0))
-        norm = torch.linalg.vector_norm(x, dim=dims, keepdim=True)
-        c = torch.hypot(norm, norm.new_tensor(eps))
+        c = torch.sqrt(torch.linalg.vector_norm(x, dim=dims, keepdim=True).square() + eps * eps)
         unit = x / c
         ctx.save_for_backward(unit, c)
         ctx.dims = dims
