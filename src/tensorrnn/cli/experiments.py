@@ -96,3 +96,22 @@ def compare_command(
     plan = plan_sweep(load_config_file(config), str(config), out)
     folder = run_sweep(plan, executor=executor, jobs=jobs, address=address, quiet=quiet)
     typer.echo(f"wrote {folder / 'results.csv'} and {folder / 'report.md'}")
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("reports/demo"), help="Output folder of the page and its data."),
+    config: Path = typer.Option(None, help="Comparison config (default configs/quick.yaml)."),
+    jobs: int = typer.Option(2, help="Worker processes for the training runs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run the default rank sweep and the quick comparison; write one HTML page.
+
+    Example:
+
+        tensorrnn demo --out reports/demo
+    """
+    from tensorrnn.demo import QUICK_CONFIG, run_demo
+
+    page = run_demo(out, config=config or QUICK_CONFIG, jobs=jobs, quiet=quiet)
+    typer.echo(f"open {page.resolve()}  (the same content as Markdown: {page.parent / 'report.md'})")
