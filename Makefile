@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data demo test lint bench clean
+.PHONY: setup data browser demo test lint bench readme clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,14 @@ setup: $(STAMP) data
 data: $(STAMP)
 	bash scripts/get-data.sh
 
+# Headless Chromium, used by the test that renders the demo page.
+browser:
+	bash scripts/get-chromium.sh
+
 demo: setup
 	$(VENV)/bin/tensorrnn demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
