@@ -38,5 +38,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# Copy fresh results into docs/results/ and regenerate the README's results section.
+readme: $(STAMP)
+	$(PY) scripts/update_readme.py --collect
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -271,10 +271,16 @@ def _network_sections(compare_dir: Path) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _markdown(sections: Sequence[Mapping[str, Any]], folder: Path) -> str:
-    lines = ["# tensorrnn demo", "", THEOREM, ""]
+def demo_sections(rank_dir: Path, compare_dir: Path) -> list[dict[str, Any]]:
+    """The sections of the demo page: title, text, optional table and figure."""
+    return _rank_sections(Path(rank_dir)) + _network_sections(Path(compare_dir))
+
+
+def sections_markdown(sections: Sequence[Mapping[str, Any]], folder: Path, level: int = 2) -> str:
+    """Markdown of ``sections``; figure links are relative to ``folder``."""
+    lines = []
     for sec in sections:
-        lines += [f"## {sec['title']}", ""]
+        lines += [f"{'#' * level} {sec['title']}", ""]
         if sec.get("text"):
             lines += [sec["text"], ""]
         if sec.get("head"):
@@ -287,6 +293,10 @@ def _markdown(sections: Sequence[Mapping[str, Any]], folder: Path) -> str:
             rel = os.path.relpath(sec["figure"], folder)
             lines += [f"![{sec['caption']}]({rel})", "", f"*{sec['caption']}*", ""]
     return "\n".join(lines)
+
+
+def _markdown(sections: Sequence[Mapping[str, Any]], folder: Path) -> str:
+    return "\n".join(["# tensorrnn demo", "", THEOREM, "", sections_markdown(sections, folder)])
 
 
 def _html(sections: Sequence[Mapping[str, Any]]) -> str:
@@ -324,7 +334,7 @@ def _html(sections: Sequence[Mapping[str, Any]]) -> str:
 def write_demo_page(rank_dir: Path, compare_dir: Path, out: Path) -> Path:
     """Write ``out/index.html`` (self-contained) and ``out/report.md`` with the same content."""
     out.mkdir(parents=True, exist_ok=True)
-    sections = _rank_sections(Path(rank_dir)) + _network_sections(Path(compare_dir))
+    sections = demo_sections(rank_dir, compare_dir)
     for name, text in (("report.md", _markdown(sections, out)), ("index.html", _html(sections))):
         tmp = out / f"{name}.tmp"
         tmp.write_text(text)
