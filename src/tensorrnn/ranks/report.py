@@ -167,7 +167,7 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
     ns = sorted({n for n, _ in panels})
     rs = sorted({r for _, r in panels})
     fig, axes = plt.subplots(
-        len(ns), len(rs), figsize=(3.2 * len(rs), 2.8 * len(ns)), squeeze=False, sharex=True
+        len(ns), len(rs), figsize=(max(8.0, 3.2 * len(rs)), 1.0 + 2.8 * len(ns)), squeeze=False
     )
     markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^", "cp": "D"}
     offsets = {"tt": -0.15, "tt-shared": 0.0, "tt-uniform": 0.15, "cp": 0.3}
@@ -214,9 +214,11 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
-    fig.suptitle("Matricization rank vs order d (certified over GF(p)); lines: bounds")
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8)
+    fig.suptitle("Odd/even matricization rank vs order d (markers: certified over GF(p); lines: bounds)",
+                 fontsize=10)  # fmt: skip
+    legend_rows = (len(labels) + 2) // 3
+    fig.tight_layout(rect=(0, 0.03 + 0.25 * legend_rows / fig.get_figheight(), 1, 0.95))
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
