@@ -8,28 +8,31 @@ matrix products, which are exact while every partial sum stays below 2^53.
 
 Why float64 products are exact here
 -----------------------------------
-Every stored entry is an integer ``x`` with ``|x| <= p - 1``: entries are reduced
-with ``fmod(x, p)``, which IEEE 754 computes exactly and which keeps the sign of
-``x``, so it lands in ``(-p, p)``. A Schur update ``C - sum_{t<k} A[:, t] B[t, :]``
-then has every partial sum, in whatever order the BLAS adds (blocked, split, FMA
-or not), bounded by::
+A *reduced* entry is an integer ``x`` with ``|x| <= p - 1``: reduction is
+``fmod(x, p)``, which IEEE 754 computes exactly and which keeps the sign of ``x``,
+so it lands in ``(-p, p)``. GEMM operands are always reduced. An accumulator
+that started reduced and has received ``d`` products of reduced entries (in
+whatever order the BLAS adds them: blocked, split, FMA or not) has every partial
+sum bounded by::
 
-    (p - 1) + k (p - 1)^2  <=  2^53,
+    (p - 1) + d (p - 1)^2  <=  2^53     as long as  d <= k,
 
 so every intermediate value is an integer that float64 represents exactly and no
-rounding ever happens. :func:`max_block_depth` gives the largest such ``k``;
-products are reduced modulo ``p`` after each ``k``-deep slice of the inner
-dimension.
+rounding ever happens. :func:`max_block_depth` gives the largest such ``k``. Each
+block of the matrix carries its *debt* ``d``; it is reduced before a product
+would push ``d`` past ``k`` and before it becomes an operand (products deeper
+than ``k`` are sliced). Reducing lazily rather than after every product matters:
+``fmod`` is memory-bound and costs about as much as a GEMM of inner depth 100.
 
 ``DEFAULT_PRIME = 2097143`` is the largest prime below 2^21, and
 ``k = DEFAULT_BLOCK_DEPTH = 2048``: ``2048 * 2097142^2 + 2097142 =
 9007113357697014 <= 2^53 = 9007199254740992``. Choosing fmod's ``(-p, p)``
 over centred representatives ``(-p/2, p/2]`` costs one bit of ``p`` (centring
 would allow ``p < 2^22`` at the same ``k``) but reduces in one exact pass with
-no temporary; on this machine that pass is about 2.5 times faster than the
-round-and-subtract centring, and the reduction is the only non-BLAS pass over
-the trailing matrix. A prime near 2^21 makes an accidental rank drop of a
-generic integer instance very unlikely; a drop can only *under*-certify.
+no temporary; on this machine that pass over a large block was about twice as
+fast as round-and-subtract centring. A prime near 2^21 makes an accidental rank
+drop of a generic integer instance very unlikely; a drop can only
+*under*-certify, and rerunning with another prime settles it.
 
 Exactness relies on IEEE float64 GEMMs (MKL, OpenBLAS, cuBLAS). Do not enable
 reduced-precision emulation of FP64 GEMMs (e.g. cuBLAS fixed-point emulation)
@@ -41,12 +44,14 @@ Recursive, rank-revealing LU on column halves (a column-recursive PLUQ): factor
 the left half, triangular-solve and Schur-update the right half with float64
 GEMMs, factor the Schur complement. Columns without a pivot are skipped and the
 pivot columns are compacted, so the rank of any matrix (any shape, any rank
-deficiency) comes out as the number of pivots. Leaves of at most
-``leaf_width`` columns are eliminated column by column on a transposed copy of
-the slab. The matrix is factored in place in one float64 working copy, oriented
-so that it has no more rows than columns (rank is invariant under
-transposition): the elimination stops as soon as every row holds a pivot.
-The code is device-agnostic torch: a CUDA input is factored on its GPU.
+deficiency) comes out as the number of pivots. Leaves of ``leaf_width`` columns
+whose top square block is invertible (the usual case) cost one small
+Gauss-Jordan inverse; other leaves are eliminated column by column, with row
+pivoting, on a transposed copy of the slab. The matrix is factored in place in
+one float64 working copy, oriented so that it has no more rows than columns
+(rank is invariant under transposition): the elimination stops as soon as every
+row holds a pivot. The code is device-agnostic torch: a CUDA input is factored
+on its GPU (not tested here: no GPU was available).
 """
 
 from __future__ import annotations
@@ -88,11 +93,13 @@ DEFAULT_PRIME = 2_097_143
 DEFAULT_LEAF_WIDTH = 32
 """Columns per leaf of the recursion (eliminated one column at a time)."""
 
-# GEMMs with a dimension below this run on one thread: measured here, with other
-# processes on the cores, (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23 ms
-# on two, and one thread still won at (4096 x 128) @ (128 x 128); such GEMMs hold
-# only a few percent of the flops of a large rank.
-_SMALL_DIM = 256
+# GEMMs with a dimension below this run on one thread. Measured here with other
+# processes on the 2 cores: (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23
+# ms on two (every OpenMP hand-off waits for a descheduled thread), and one thread
+# still won at min(dims) = 256..511 (13-19 vs 9-16 GFLOP/s). On an idle machine
+# two threads would win from ~128 on, but these GEMMs hold only ~10% of the flops
+# at N = 4096 and fewer at larger N.
+_SMALL_DIM = 512
 
 # Rows per slice when a large block is copied or converted, to bound temporaries.
 _CHUNK_ELEMENTS = 1 << 22
@@ -608,7 +615,7 @@ def rank_mod_p(
         ``k`` with ``k (p-1)^2 + (p-1) <= 2^53`` (2048 for the default prime),
         which keeps every partial sum an exactly representable integer.
     leaf_width
-        Columns eliminated one at a time at the leaves of the recursion.
+        Columns per leaf of the recursion (capped at ``block_depth``).
     progress
         Show a progress bar over the columns.
 
