@@ -1,6 +1,7 @@
 """Training throughput of the score networks against naive TT baselines.
 
     .venv/bin/python benchmarks/bench_networks.py [--threads 2] [--repeats 15]
+                                                  [--omp-wait-policy passive]
 
 Measures forward + backward (cross-entropy loss, gradients for every parameter
 and for the features Φ, as when the feature map is learned) at B = 512, d = 49,
@@ -31,19 +32,23 @@ import os
 import sys
 
 
-def _threads_from_argv() -> int:
-    # Thread counts must be in the environment before torch (and OpenMP) loads.
+def _option_from_argv(name: str, default: str) -> str:
+    # OpenMP reads its settings once, when torch loads: they must be in the
+    # environment before the import, so they are read from argv by hand here.
     for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            return int(sys.argv[i + 1])
-        if arg.startswith("--threads="):
-            return int(arg.split("=", 1)[1])
-    return 2
+        if arg == name and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
 
 
-THREADS = _threads_from_argv()
+THREADS = int(_option_from_argv("--threads", "2"))
+WAIT_POLICY = _option_from_argv("--omp-wait-policy", "passive")
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = str(THREADS)
+if WAIT_POLICY != "default":
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY.upper()
 
 import datetime  # noqa: E402
 import platform  # noqa: E402
@@ -113,6 +118,13 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("passive", "active", "default"),
+        default="passive",
+        help="OMP_WAIT_POLICY; passive (default) keeps idle OpenMP threads from spinning, "
+        "which on shared cores made the sequential TT step ~10x faster",
+    )
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     args = parser.parse_args()
@@ -198,7 +210,10 @@ def main() -> None:
     def gemm_rate(t: dict[str, float]) -> float:
         return mix_flops / (t[fwd] + 2 * t[bwd]) / 1e9
 
-    print(f"machine: {machine()}; torch {torch.__version__}; threads {args.threads}")
+    print(
+        f"machine: {machine()}; torch {torch.__version__}; threads {args.threads}; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+    )
     print(f"date: {datetime.datetime.now().isoformat(timespec='minutes')}")
     print(f"command: {' '.join(['python', *sys.argv])}")
     print(f"B={B} d={D} n={N} r={R} C={C} float32; {args.repeats} rounds after {args.warmup} warm-up")
