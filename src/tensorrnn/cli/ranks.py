@@ -24,6 +24,7 @@ def ranks_command(
     device: str = typer.Option("cpu", help="Device of the float SVD: cpu or cuda."),
     cp_fit: bool = typer.Option(True, help="Exact CP fits of tiny tensors (upper bounds)."),
     max_memory: float = typer.Option(None, help="Refuse matrices above this many GiB."),
+    max_side: int = typer.Option(None, help="Skip grid points whose matrix has a side above this."),
     out: Path = typer.Option(Path("results/ranks"), help="Output folder (resumable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -40,7 +41,7 @@ def ranks_command(
     from tensorrnn.errors import ConfigError
     from tensorrnn.ranks import lab
 
-    grid_given = any(v is not None for v in (family, n, r, d, trials))
+    grid_given = any(v is not None for v in (family, n, r, d, trials, max_side))
     if not grid_given and split == "odd-even":
         jobs = lab.default_grid()
     else:
@@ -53,6 +54,7 @@ def ranks_command(
             orders,
             split,
             3 if trials is None else trials,
+            max_side,
         )
     if max_memory is not None and max_memory <= 0:
         raise ConfigError(f"--max-memory {max_memory} must be positive (GiB)")

@@ -129,8 +129,13 @@ def make_grid(
     ds: Sequence[int],
     split: str,
     trials: int,
+    max_side: int | None = None,
 ) -> list[RankJob]:
-    """All jobs of a grid, validated up front (names, sizes, splits)."""
+    """All jobs of a grid, validated up front (names, sizes, splits).
+
+    ``max_side`` drops grid points whose matrix has more rows or columns than
+    that, so one grid can span mode sizes with different reachable orders.
+    """
     if trials < 1:
         raise ConfigError(f"--trials {trials} must be at least 1")
     for family in families:
@@ -143,7 +148,11 @@ def make_grid(
                 for d in ds:
                     check_sizes(family, n, r, d)
                     parse_split(split, d)
-                    jobs.extend(RankJob(family, n, r, d, split_label(split), t) for t in range(trials))
+                    point = [RankJob(family, n, r, d, split_label(split), t) for t in range(trials)]
+                    if max_side is None or max(point[0].matrix_shape) <= max_side:
+                        jobs.extend(point)
+    if not jobs:
+        raise ConfigError(f"no grid point has a matrix side <= {max_side}; raise --max-side")
     return jobs
 
 
