@@ -84,14 +84,14 @@ _EXACT_LIMIT = 2**53
 """Every integer of magnitude at most 2^53 is a float64."""
 
 MAX_PRIME = 2**24
-"""Largest modulus the BLAS engine accepts: beyond it fewer than 32 products fit
-below 2^53 and the float64 route loses its point (use ``engine="flint"``)."""
+"""Bound on the modulus of the BLAS engine: below it at least 32 products fit
+below 2^53; beyond it the float64 route loses its point (use ``engine="flint"``)."""
 
 DEFAULT_PRIME = 2_097_143
 """Largest prime below 2^21: the modulus :func:`rank_mod_p` uses by default."""
 
 DEFAULT_LEAF_WIDTH = 32
-"""Columns per leaf of the recursion (eliminated one column at a time)."""
+"""Columns per leaf of the recursion (one small inverse, or column-by-column)."""
 
 # GEMMs with a dimension below this run on one thread. Measured here with other
 # processes on the 2 cores: (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23
@@ -120,7 +120,7 @@ def max_block_depth(p: int) -> int:
     Returns
     -------
     int
-        The block depth ``k`` (at least 1 for every ``p <= MAX_PRIME``).
+        The block depth ``k`` (at least 32 for every ``p <= MAX_PRIME``).
     """
     return (_EXACT_LIMIT - (p - 1)) // (p - 1) ** 2
 
