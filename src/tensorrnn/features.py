@@ -66,9 +66,7 @@ def extract_patches(images: torch.Tensor, patch: int, order: str = "row-major") 
     if images.ndim == 3:
         images = images.unsqueeze(1)
     if images.ndim != 4:
-        raise ConfigError(
-            f"images must be (B, C, H, W) or (B, H, W), got shape {tuple(images.shape)}"
-        )
+        raise ConfigError(f"images must be (B, C, H, W) or (B, H, W), got shape {tuple(images.shape)}")
     if order not in PATCH_ORDERS:
         raise ConfigError(f"unknown patch order {order!r}; choose one of {', '.join(PATCH_ORDERS)}")
     if not isinstance(patch, int) or patch < 1:
