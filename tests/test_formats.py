@@ -157,3 +157,10 @@ def test_too_large_matrix_is_refused_before_allocation():
 def test_bond_mismatch_is_reported():
     with pytest.raises(ConfigError, match="bond mismatch"):
         TTTensor([torch.ones(1, 2, 3), torch.ones(2, 2, 1)])
+
+
+@pytest.mark.parametrize("family", ["tt", "tt-uniform", "cp"])
+def test_order_one_tensors(family):
+    tensor = random_tensor(family, 3, 2, 1, seed=4)
+    np.testing.assert_allclose(tensor.full().numpy(), dense_reference(tensor), atol=1e-14)
+    assert tensor.matricize("1").shape == (3, 1)

@@ -105,9 +105,11 @@ def _reduce(x: torch.Tensor, modulus: int | None) -> torch.Tensor:
     return x if modulus is None else torch.remainder(x, modulus)
 
 
-def _sweep_left(cores: Sequence[torch.Tensor], is_row: Sequence[bool], modulus: int | None):
+def _sweep_left(
+    cores: Sequence[torch.Tensor], is_row: Sequence[bool], modulus: int | None, like: torch.Tensor
+):
     """Contract ``cores`` left to right into a state of shape (rows, cols, bond)."""
-    state = torch.ones(1, 1, 1, dtype=cores[0].dtype, device=cores[0].device)
+    state = torch.ones(1, 1, 1, dtype=like.dtype, device=like.device)
     for core, row in zip(cores, is_row, strict=True):
         rows, cols, bond = state.shape
         _, n, right = core.shape
@@ -120,9 +122,11 @@ def _sweep_left(cores: Sequence[torch.Tensor], is_row: Sequence[bool], modulus: 
     return state
 
 
-def _sweep_right(cores: Sequence[torch.Tensor], is_row: Sequence[bool], modulus: int | None):
+def _sweep_right(
+    cores: Sequence[torch.Tensor], is_row: Sequence[bool], modulus: int | None, like: torch.Tensor
+):
     """Contract ``cores`` right to left into a state of shape (bond, rows, cols)."""
-    state = torch.ones(1, 1, 1, dtype=cores[-1].dtype, device=cores[-1].device)
+    state = torch.ones(1, 1, 1, dtype=like.dtype, device=like.device)
     for core, row in zip(reversed(cores), reversed(is_row), strict=True):
         bond, rows, cols = state.shape
         left, n, _ = core.shape
@@ -209,8 +213,8 @@ def contract_to_matrix(
             )
 
     middle = d // 2
-    left = _sweep_left(cores[:middle], is_row[:middle], modulus)  # (XL, YL, r)
-    right = _sweep_right(cores[middle:], is_row[middle:], modulus)  # (r, XR, YR)
+    left = _sweep_left(cores[:middle], is_row[:middle], modulus, cores[0])  # (XL, YL, r)
+    right = _sweep_right(cores[middle:], is_row[middle:], modulus, cores[0])  # (r, XR, YR)
     xl, yl, bond = left.shape
     _, xr, yr = right.shape
     out = torch.empty(xl, xr, yl, yr, dtype=left.dtype, device=left.device)

@@ -4,7 +4,13 @@ Only this package parses arguments. A :class:`TensorRNNError` raised anywhere be
 is printed on one line and the process exits with status 2, without a traceback.
 """
 
+import os
 import sys
+
+# Before torch loads: OpenMP threads that spin while waiting made training steps
+# 4x slower on shared cores (benchmarks/BENCH_NETWORKS.md); sleeping costs nothing
+# on an idle machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Each sub-command module registers its commands on ``app`` when imported.
 from tensorrnn.cli import data as _data  # noqa: E402,F401
