@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,9 +150,16 @@ def _coerce(key: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
 # --------------------------------------------------------------------------- #
 
 
+def _unique_tmp(path: Path) -> Path:
+    """A fresh temporary name beside ``path``: two writers never share one."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    return Path(name)
+
+
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _unique_tmp(path)
     with tmp.open("w") as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
         handle.flush()
@@ -160,7 +168,7 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 
 def _atomic_torch_save(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _unique_tmp(path)
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
