@@ -43,7 +43,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[di
             "sec_per_epoch": spe[0], "sec_std": spe[1],
         })  # fmt: skip
     order = {"cp": 0, "tt": 1, "tt-shared": 2}
-    out.sort(key=lambda s: (str(s["dataset"]), order.get(s["model"], 9), s["rank"],
+    out.sort(key=lambda s: (str(s["dataset"]), order.get(s["model"], 9), int(s["rank"]),
                             tuple(str(s[k]) for k in keys[3:])))  # fmt: skip
     return out
 
