@@ -20,7 +20,6 @@ any moment resumes by running the same command again; ``ranks.md`` and
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 import zlib
@@ -42,7 +41,6 @@ from tensorrnn.formats import (
     split_label,
 )
 from tensorrnn.ranks.bounds import (
-    THEOREM_BOUND_OF_FAMILY,
     effective_bonds,
     mincut_bound,
     theorem_bound,
@@ -391,14 +389,6 @@ def even_orders(text: str) -> list[int]:
     return [d for d in parse_int_list(text, "d") if d % 2 == 0]
 
 
-def fmt_count(value: object) -> str:
-    """Integers as text; blanks stay blank."""
-    if value in ("", None):
-        return ""
-    number = float(value)
-    return str(int(number)) if math.isfinite(number) and number == int(number) else str(value)
-
-
 __all__ = [
     "COLUMNS",
     "RankJob",
@@ -408,5 +398,4 @@ __all__ = [
     "run_sweep",
     "parse_int_list",
     "even_orders",
-    "THEOREM_BOUND_OF_FAMILY",
 ]
