@@ -79,3 +79,10 @@ def test_version_and_help():
     assert run_cli("--version").stdout.startswith("tensorrnn ")
     help_text = run_cli("ranks", "--help").stdout
     assert "Example" in help_text
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path):
+    result = run_cli("ranks", "--device", "cuda", "--n", "2", "--r", "2", "--d", "4",
+                     "--out", str(tmp_path), "-q")  # fmt: skip
+    assert result.returncode == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS
 from tensorrnn.networks import INITS, MODELS, SCHEDULES, build_classifier
@@ -182,14 +183,6 @@ def read_result(folder: Path) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- #
 # Training
 # --------------------------------------------------------------------------- #
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but torch sees no CUDA GPU; use device=cpu or auto")
-    return torch.device(name)
 
 
 @torch.no_grad()

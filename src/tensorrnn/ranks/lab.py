@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import (
     FAMILIES,
@@ -47,7 +48,7 @@ from tensorrnn.ranks.bounds import (
 )
 from tensorrnn.ranks.cpfit import MAX_ENTRIES, cp_upper_bound
 from tensorrnn.ranks.modp import DEFAULT_PRIME, exact_rank
-from tensorrnn.ranks.numerical import numerical_rank, resolve_device
+from tensorrnn.ranks.numerical import numerical_rank
 
 COLUMNS = [
     "family", "n", "r", "d", "split", "trial", "seed", "method", "evidence", "rank", "gap",

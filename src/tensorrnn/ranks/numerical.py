@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 
 
@@ -35,18 +36,6 @@ class NumericalRank:
     sigma_min: float
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """A torch device, with a clear error when CUDA is asked for but absent."""
-    if device is None:
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device {device!r} was asked for but torch sees no CUDA GPU; use --device cpu"
-        )
-    return dev
-
-
 def numerical_rank(
     matrix: torch.Tensor,
     tolerance: float | None = None,
@@ -72,7 +61,7 @@ def numerical_rank(
     """
     if matrix.ndim != 2:
         raise ConfigError(f"numerical_rank needs a matrix, got shape {tuple(matrix.shape)}")
-    dev = resolve_device(device)
+    dev = resolve_device(device or "cpu")
     m = matrix.to(device=dev, dtype=torch.float64)
     if m.numel() == 0:
         return NumericalRank(0, math.nan, 0.0, 0.0, 0.0)
