@@ -117,8 +117,10 @@ def _execute(config_json: dict[str, Any], folder: str, threads: int) -> dict[str
         return {"status": "failed", "error": message}
 
 
-def _run_local(tasks: list[tuple[dict, str]], jobs: int, progress: Callable[[], None]) -> None:
-    threads = max((os.cpu_count() or 1) // jobs, 1)
+def _run_local(
+    tasks: list[tuple[dict, str]], jobs: int, threads: int | None, progress: Callable[[], None]
+) -> None:
+    threads = threads or max((os.cpu_count() or 1) // jobs, 1)
     if jobs == 1:
         for config_json, folder in tasks:
             _execute(config_json, folder, threads)
@@ -158,14 +160,21 @@ def run_sweep(
     *,
     executor: str = "local",
     jobs: int = 1,
+    threads: int | None = None,
     address: str | None = None,
     quiet: bool = False,
 ) -> Path:
-    """Run every unfinished grid point, then write ``results.csv`` and the report."""
+    """Run every unfinished grid point, then write ``results.csv`` and the report.
+
+    ``threads`` is the torch thread count of each local run (default: the cores
+    divided by ``jobs``); on cores shared with other work, 1 is often fastest.
+    """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose local or ray")
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs} must be at least 1")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads} must be at least 1")
     plan.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(plan.out / "plan.json", {
         "name": plan.name, "axes": list(plan.axes), "runs": [r.name for r in plan.runs],
@@ -180,7 +189,7 @@ def run_sweep(
         print(f"{plan.name}: {len(plan.runs) - len(tasks)} of {len(plan.runs)} runs already finished")
     bar = tqdm(total=len(tasks), desc=plan.name, unit="run", disable=quiet)
     if executor == "local":
-        _run_local(tasks, jobs, bar.update)
+        _run_local(tasks, jobs, threads, bar.update)
     else:
         _run_ray(tasks, address, bar.update)
     bar.close()

@@ -78,6 +78,7 @@ def compare_command(
     config: Path = typer.Option(..., "--config", help="YAML grid: keys as in `train`, lists are axes."),
     executor: str = typer.Option("local", help="local (worker processes) or ray."),
     jobs: int = typer.Option(1, help="Worker processes of the local executor."),
+    threads: int = typer.Option(None, help="Torch threads per local run (default: cores / jobs)."),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
     out: Path = typer.Option(None, help="Sweep folder (default: the config's `out`, or results/<name>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -94,7 +95,7 @@ def compare_command(
     from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
     plan = plan_sweep(load_config_file(config), str(config), out)
-    folder = run_sweep(plan, executor=executor, jobs=jobs, address=address, quiet=quiet)
+    folder = run_sweep(plan, executor=executor, jobs=jobs, threads=threads, address=address, quiet=quiet)
     typer.echo(f"wrote {folder / 'results.csv'} and {folder / 'report.md'}")
 
 
