@@ -1,0 +1,57 @@
+"""Summaries behind the tables: verdicts of the rank table, means over seeds."""
+
+import pytest
+
+from tensorrnn.ranks.lab import COLUMNS
+from tensorrnn.ranks.report import summarize as summarize_ranks
+from tensorrnn.report import best_by_model, summarize
+
+
+def rank_row(method, rank, *, family="tt-shared", mincut=8, q_rm1=8, q_r=27, gap="inf"):
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(family=family, n="3", r="3", d="6", split="odd-even", trial="0", method=method,
+               rank=str(rank), mincut=str(mincut), bound_q_rm1=str(q_rm1), bound_q_r=str(q_r),
+               rows="27", cols="27", gap=gap if method == "float" else "", seconds="0.1")  # fmt: skip
+    return row
+
+
+@pytest.mark.parametrize(
+    "rows,verdict,determined",
+    [
+        ([rank_row("exact", 8), rank_row("float", 8)], "holds (certified)", True),
+        ([rank_row("exact", 7, mincut=27), rank_row("float", 8)], "holds (float evidence only)", False),
+        ([rank_row("exact", 7, mincut=27), rank_row("float", 7)], "not shown by these instances", False),
+        ([rank_row("exact", 4, mincut=4)], "VIOLATED (min-cut below bound)", True),
+        # distinct cores are judged against q = min(n, r) = 3: 27
+        ([rank_row("exact", 8, family="tt")], "VIOLATED (min-cut below bound)", True),
+    ],
+)
+def test_rank_verdicts(rows, verdict, determined):
+    (summary,) = summarize_ranks(rows)
+    assert summary.verdict == verdict
+    assert summary.determined == determined
+
+
+def test_certified_rank_is_the_largest_over_instances():
+    rows = [rank_row("exact", 6, mincut=27), rank_row("exact", 9, mincut=27)]
+    rows[1]["trial"] = "1"
+    assert summarize_ranks(rows)[0].certified == 9
+
+
+def run_row(model, rank, seed, acc, params=100, spe=1.0, status="finished"):
+    return {"run": f"{model}-{rank}-{seed}", "status": status, "dataset": "digits", "model": model,
+            "rank": rank, "seed": seed, "test_accuracy": acc, "num_parameters": params,
+            "seconds_per_epoch": spe}  # fmt: skip
+
+
+def test_mean_and_sample_std_over_seeds_and_failed_runs_left_out():
+    rows = [run_row("tt", "4", 0, "0.80"), run_row("tt", "4", 1, "0.90"), run_row("tt", "4", 2, "0.70"),
+            run_row("tt", "4", 3, "", status="failed"), run_row("cp", "16", 0, "0.85"),
+            run_row("cp", "2", 0, "0.50")]  # fmt: skip
+    summary = summarize(rows, ["model", "rank", "seed"])
+    tt = next(s for s in summary if s["model"] == "tt")
+    assert tt["runs"] == 4 and tt["finished"] == 3
+    assert tt["test_mean"] == pytest.approx(0.80)
+    assert tt["test_std"] == pytest.approx(0.10)  # sample std of 0.7, 0.8, 0.9
+    assert [(s["model"], s["rank"]) for s in summary] == [("cp", "2"), ("cp", "16"), ("tt", "4")]
+    assert best_by_model(summary)[("digits", "cp")]["rank"] == "16"
