@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -245,8 +246,6 @@ def _network_sections(compare_dir: Path) -> list[dict[str, Any]]:
     plan_file = compare_dir / "plan.json"
     axes = json.loads(plan_file.read_text())["axes"] if plan_file.exists() else []
     with (compare_dir / "results.csv").open() as handle:
-        import csv
-
         rows = list(csv.DictReader(handle))
     summary = summarize(rows, axes)
     best = best_by_model(summary)

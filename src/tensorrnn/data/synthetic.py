@@ -127,16 +127,16 @@ def teacher_scores(family: str, phi: torch.Tensor, params: Mapping[str, torch.Te
     _check_family(family)
     if phi.ndim != 3:
         raise ConfigError(f"phi must have shape (B, d, n), got {tuple(phi.shape)}")
-    if family == "cp":
-        factors, weights = params["factors"].to(phi), params["weights"].to(phi)
-        # ⟨a_k^(t), phi_t⟩ for every position, multiplied along the sequence.
-        return torch.einsum("btn,tnk->btk", phi, factors).prod(dim=1) @ weights
-    first, middle, last = (params[k].to(phi) for k in ("first", "middle", "last"))
-    state = phi[:, 0] @ first
-    for t in range(1, phi.shape[1] - 1):
-        core = middle[0] if family == "tt-shared" else middle[t - 1]
-        state = torch.einsum("br,bn,rns->bs", state, phi[:, t], core)
-    return torch.einsum("br,bn,rnc->bc", state, phi[:, -1], last)
+    from tensorrnn.networks import make_network
+
+    # The teacher is a network of the student's own kind: its exact scores are
+    # the network's, so teacher and students share one contraction.
+    rank = params["weights"].shape[0] if family == "cp" else params["first"].shape[1]
+    n_classes = params["weights" if family == "cp" else "last"].shape[-1]
+    net = make_network(family, phi.shape[1], phi.shape[2], rank, n_classes).to(phi)
+    net.load_state_dict({k: v.to(phi) for k, v in params.items()})
+    with torch.no_grad():
+        return net.scores(phi)
 
 
 def balance_offsets(scores: torch.Tensor, sweeps: int = 20) -> torch.Tensor:
