@@ -105,10 +105,12 @@ KINDS = [
 # --------------------------------------------------------------------------- agreement
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_agrees_with_flint_on_random_families(kind: str) -> None:
+# One literal seed per kind (never hash(kind): str hashes are salted per process,
+# so a failure could not be reproduced); the seed shows in the test id.
+@pytest.mark.parametrize("kind,seed", [(kind, 1000 + i) for i, kind in enumerate(KINDS)])
+def test_agrees_with_flint_on_random_families(kind: str, seed: int) -> None:
     """Hundreds of matrices of every shape; small leaves and depths force recursion."""
-    rng = np.random.default_rng(abs(hash(kind)) % 2**32)
+    rng = np.random.default_rng(seed)
     for trial in range(40):
         p = PRIMES[trial % len(PRIMES)]
         m, n = (int(x) for x in rng.integers(1, 70, size=2))
