@@ -74,6 +74,7 @@ __all__ = [
     "DEFAULT_PRIME",
     "MAX_PRIME",
     "certify_rank_at_least",
+    "check_prime",
     "exact_rank",
     "max_block_depth",
     "rank_mod_p",
@@ -154,6 +155,26 @@ def _check_prime(p: object, *, limit: int | None) -> int:
             f"(default {DEFAULT_PRIME}) or engine='flint' for large moduli"
         )
     return q
+
+
+def check_prime(p: object, engine: str = "blas") -> int:
+    """``p`` as a Python int if ``engine`` can compute ranks modulo it.
+
+    Lets a caller refuse a bad modulus before any work starts.
+
+    Parameters
+    ----------
+    p
+        The modulus: a prime, at most 2^24 for ``"blas"`` and below 2^63 for ``"flint"``.
+    engine
+        ``"blas"`` or ``"flint"`` (see :func:`exact_rank`).
+
+    Raises
+    ------
+    ConfigError
+        ``p`` is not a prime integer or is too large for the engine.
+    """
+    return _check_prime(p, limit=MAX_PRIME if engine == "blas" else 2**63 - 1)
 
 
 def _check_block_depth(block_depth: int | None, p: int) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tensorrnn.atomic import atomic_save_figure, atomic_write_text
 from tensorrnn.ranks.bounds import THEOREM_BOUND_OF_FAMILY
 
 FAMILY_ORDER = {"tt": 0, "tt-shared": 1, "tt-uniform": 2, "cp": 3}
@@ -151,7 +151,7 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
     if flagged:
         lines += ["", "## Flags", ""]
         lines += [f"- {s.family} n={s.n} r={s.r} d={s.d} {s.split}: {f}" for s, f in flagged]
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -219,14 +219,5 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
                  fontsize=10)  # fmt: skip
     legend_rows = (len(labels) + 2) // 3
     fig.tight_layout(rect=(0, 0.03 + 0.25 * legend_rows / fig.get_figheight(), 1, 0.95))
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_save_figure(fig, path, dpi=110)
     return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
