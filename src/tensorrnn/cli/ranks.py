@@ -32,34 +32,43 @@ def ranks_command(
 
     With no options: the default sweep (tt, tt-shared, tt-uniform; n 2..4; r 2..5;
     even d from 4 while n^(d/2) <= 1024; 3 trials; float and exact). Rerunning
-    the same command skips instances already in OUT/ranks.csv.
+    the same command skips instances already in OUT/ranks.csv; a larger grid adds
+    instances. OUT/settings.json records the seed, prime, engine, methods and
+    cp-fit behind the stored numbers: a rerun with other values is refused.
 
     Example:
 
         tensorrnn ranks --family tt,tt-shared --n 2,3 --r 2..5 --d 4..12 --out results/r
     """
+    from tensorrnn.cli.parsing import even_orders, parse_int_list, parse_name_list
     from tensorrnn.errors import ConfigError
+    from tensorrnn.formats import FAMILIES
     from tensorrnn.ranks import lab
 
+    # Everything is checked here or in lab.run_rank_sweep before OUT is created.
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials {trials} must be at least 1")
+    if max_side is not None and max_side < 1:
+        raise ConfigError(f"--max-side {max_side} must be at least 1")
+    if max_memory is not None and max_memory <= 0:
+        raise ConfigError(f"--max-memory {max_memory} must be positive (GiB)")
     grid_given = any(v is not None for v in (family, n, r, d, trials, max_side))
     if not grid_given and split == "odd-even":
         jobs = lab.default_grid()
     else:
-        families = [f.strip() for f in (family or "tt,tt-shared,tt-uniform").split(",") if f.strip()]
-        orders = lab.even_orders(d or "4..8") if split == "odd-even" else lab.parse_int_list(d or "4..8", "d")
+        families = parse_name_list(family or "tt,tt-shared,tt-uniform", "family", FAMILIES)
+        orders = even_orders(d or "4..8") if split == "odd-even" else parse_int_list(d or "4..8", "d")
         jobs = lab.make_grid(
             families,
-            lab.parse_int_list(n or "2,3", "n"),
-            lab.parse_int_list(r or "2..5", "r"),
+            parse_int_list(n or "2,3", "n"),
+            parse_int_list(r or "2..5", "r"),
             orders,
             split,
             3 if trials is None else trials,
             max_side,
         )
-    if max_memory is not None and max_memory <= 0:
-        raise ConfigError(f"--max-memory {max_memory} must be positive (GiB)")
     settings = lab.SweepSettings(
-        methods=tuple(m.strip() for m in method.split(",") if m.strip()),
+        methods=tuple(parse_name_list(method, "method", lab.METHODS)),
         seed=seed,
         engine=engine,
         prime=prime if prime is not None else lab.DEFAULT_PRIME,
@@ -67,5 +76,37 @@ def ranks_command(
         cp_fit=cp_fit,
         max_bytes=None if max_memory is None else int(max_memory * 2**30),
     )
-    folder = lab.run_sweep(jobs, out, settings, quiet=quiet)
+    try:
+        folder = lab.run_rank_sweep(jobs, out, settings, quiet=quiet)
+    except lab.SettingsMismatchError as error:
+        raise ConfigError(_mismatch_message(error)) from None
     typer.echo(f"wrote {folder / 'ranks.csv'}, {folder / 'ranks.md'}, {folder / 'ranks.png'}")
+
+
+# How each recorded setting of the rank sweep is spelled on the command line.
+_FLAGS = {"seed": "--seed", "prime": "--prime", "engine": "--engine", "methods": "--method"}
+
+
+def _flag_value(name: str, value: object) -> str:
+    if value is None:
+        return f"{_FLAGS.get(name, name)} unset"
+    if name == "cp_fit":
+        return "--cp-fit" if value else "--no-cp-fit"
+    if name == "methods" and isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f"{_FLAGS.get(name, name)} {value}"
+
+
+def _mismatch_message(error) -> str:
+    """The lab's settings mismatch, with the settings spelled as flags."""
+    parts = []
+    for diff in error.differences:
+        now = _flag_value(diff.name, diff.requested)
+        stored = "another value" if diff.stored is None else _flag_value(diff.name, diff.stored)
+        parts.append(f"{now} now, {stored} stored")
+    where = error.folder
+    kind = " (ranks.csv written before settings.json existed)" if error.legacy else ""
+    return (
+        f"--out {where}{kind} holds ranks measured with other settings: {'; '.join(parts)}. "
+        f"Rerun with the stored settings, use another --out, or delete {where} to start over"
+    )

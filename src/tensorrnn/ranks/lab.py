@@ -15,11 +15,23 @@ measures
 Rows are appended to ``ranks.csv`` as soon as a job ends, so a sweep killed at
 any moment resumes by running the same command again; ``ranks.md`` and
 ``ranks.png`` are rebuilt from the whole CSV.
+
+Resuming is safe only with the settings that produced the stored numbers, so
+the output folder records them in ``settings.json`` (:func:`recorded_settings`:
+base seed, methods, and, where they matter, cp_fit, engine, prime and
+max_draws). A run whose settings differ is refused with a
+:class:`SettingsMismatchError` before anything is written; the grid (families,
+sizes, split, trials) may differ, since adding jobs to a folder is what resuming
+is for. A folder written before ``settings.json`` existed (a ``ranks.csv``
+without it) is accepted only if its rows agree with the run's settings (seeds
+recomputed from the base seed, engine, prime, methods, whether a CP fit was
+tried, the number of draws) and is then given its ``settings.json``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 import zlib
@@ -29,6 +41,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tensorrnn.atomic import atomic_write, atomic_write_json
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import (
@@ -47,7 +60,7 @@ from tensorrnn.ranks.bounds import (
     theorem_bound,
 )
 from tensorrnn.ranks.cpfit import MAX_ENTRIES, cp_upper_bound
-from tensorrnn.ranks.modp import DEFAULT_PRIME, exact_rank
+from tensorrnn.ranks.modp import DEFAULT_PRIME, check_prime, exact_rank
 from tensorrnn.ranks.numerical import numerical_rank
 
 COLUMNS = [
@@ -58,6 +71,8 @@ COLUMNS = [
 KEY_COLUMNS = ("family", "n", "r", "d", "split", "trial", "method")
 METHODS = ("float", "exact")
 ENGINES = ("blas", "flint")
+CSV_FILE = "ranks.csv"
+SETTINGS_FILE = "settings.json"
 
 # Exact CP fits are tried only where they take seconds: dense Jacobians of at
 # most MAX_ENTRIES rows and this many unknowns.
@@ -92,6 +107,10 @@ class RankJob:
     def mincut(self) -> int:
         return mincut_bound([self.n] * self.d, effective_bonds(self.n, self.r, self.d), self.row_modes)
 
+    def cp_fit_applies(self, rank: int) -> bool:
+        """Whether an exact CP fit is tried for an instance of this matricization rank."""
+        return self.n**self.d <= MAX_ENTRIES and rank * self.n * self.d <= CP_FIT_MAX_PARAMS
+
 
 @dataclass(frozen=True)
 class SweepSettings:
@@ -105,6 +124,48 @@ class SweepSettings:
     cp_fit: bool = True
     max_draws: int = 3
     max_bytes: int | None = None
+
+
+def check_settings(settings: SweepSettings) -> None:
+    """Refuse unknown methods or engines, a bad prime, device or draw count.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad value and the valid choices.
+    """
+    if not settings.methods:
+        raise ConfigError(f"no method given; choose from {', '.join(METHODS)}")
+    for method in settings.methods:
+        if method not in METHODS:
+            raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"unknown engine {settings.engine!r}; choose blas or flint")
+    if "exact" in settings.methods:
+        check_prime(settings.prime, settings.engine)
+    if isinstance(settings.max_draws, bool) or not isinstance(settings.max_draws, int) \
+            or settings.max_draws < 1:  # fmt: skip
+        raise ConfigError(f"max_draws = {settings.max_draws!r} must be a positive integer")
+    if settings.max_bytes is not None and settings.max_bytes <= 0:
+        raise ConfigError(f"max_bytes = {settings.max_bytes} must be positive")
+    resolve_device(settings.device)
+
+
+def recorded_settings(settings: SweepSettings) -> dict[str, object]:
+    """The settings that decide the numbers of a row, as ``settings.json`` holds them.
+
+    Always the base seed and the methods (in :data:`METHODS` order); ``cp_fit``
+    only with the float method; ``engine``, ``prime`` and ``max_draws`` only with
+    the exact one. ``device`` and ``max_bytes`` are left out: float ranks are
+    evidence (each row names its SVD device) and the memory limit only refuses.
+    """
+    methods = [m for m in METHODS if m in settings.methods]
+    recorded: dict[str, object] = {"seed": settings.seed, "methods": methods}
+    if "float" in methods:
+        recorded["cp_fit"] = settings.cp_fit
+    if "exact" in methods:
+        recorded.update(engine=settings.engine, prime=settings.prime, max_draws=settings.max_draws)
+    return recorded
 
 
 def default_grid() -> list[RankJob]:
@@ -136,7 +197,7 @@ def make_grid(
     that, so one grid can span mode sizes with different reachable orders.
     """
     if trials < 1:
-        raise ConfigError(f"--trials {trials} must be at least 1")
+        raise ConfigError(f"trials = {trials}: every setting needs at least 1 trial")
     for family in families:
         if family not in FAMILIES:
             raise ConfigError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
@@ -150,8 +211,10 @@ def make_grid(
                     point = [RankJob(family, n, r, d, split_label(split), t) for t in range(trials)]
                     if max_side is None or max(point[0].matrix_shape) <= max_side:
                         jobs.extend(point)
+    if not jobs and max_side is not None:
+        raise ConfigError(f"no grid point has a matrix side <= {max_side}; raise the side limit")
     if not jobs:
-        raise ConfigError(f"no grid point has a matrix side <= {max_side}; raise --max-side")
+        raise ConfigError("the grid is empty; give at least one family, n, r and d")
     return jobs
 
 
@@ -203,10 +266,9 @@ def measure_float(job: RankJob, settings: SweepSettings) -> dict[str, object]:
     row = {
         **_base_row(job), **_bounds(job), "seed": seed, "method": "float",
         "evidence": "numerical", "rank": measured.rank, "gap": f"{measured.gap:.3g}",
-        "engine": f"svd-{settings.device}",
+        "engine": f"svd-{resolve_device(settings.device).type}",
     }  # fmt: skip
-    num_params = measured.rank * job.n * job.d
-    if settings.cp_fit and job.n**job.d <= MAX_ENTRIES and num_params <= CP_FIT_MAX_PARAMS:
+    if settings.cp_fit and job.cp_fit_applies(measured.rank):
         # The instance's CP rank is at least its matricization rank: start there.
         lowest = max(measured.rank, 1)
         ranks = range(lowest, lowest + CP_FIT_EXTRA_RANKS + 1)
@@ -273,7 +335,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         if reader.fieldnames != COLUMNS:
             raise ConfigError(
                 f"{path} was not written by this version of tensorrnn (columns differ); "
-                "use another --out folder or delete the file"
+                "use another output folder or delete the file"
             )
         return [row for row in reader if None not in row.values() and row["seconds"] != ""]
 
@@ -285,12 +347,13 @@ class RowStore:
         self.path = path
         self.rows = read_rows(path)
         self.done = {_key(row) for row in self.rows}
-        tmp = path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as handle:
+
+        def write(handle) -> None:
             writer = csv.DictWriter(handle, COLUMNS)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, path)
+
+        atomic_write(path, write)
 
     def append(self, row: dict) -> None:
         full = {c: row.get(c, "") for c in COLUMNS}
@@ -303,23 +366,203 @@ class RowStore:
         self.done.add(_key(full))
 
 
-def run_sweep(
+# --------------------------------------------------------------------------- #
+# The output folder and its settings
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class SettingDifference:
+    """One setting of a run that differs from the one behind the stored rows.
+
+    ``stored`` is ``None`` where an old folder's rows only show that they were
+    measured otherwise, not how.
+    """
+
+    name: str
+    stored: object
+    requested: object
+
+
+class SettingsMismatchError(ConfigError):
+    """The output folder holds numbers measured with other settings."""
+
+    def __init__(self, folder: Path, differences: Sequence[SettingDifference], legacy: bool) -> None:
+        self.folder = folder
+        self.differences = list(differences)
+        self.legacy = legacy
+        parts = []
+        for diff in self.differences:
+            stored = "a different value" if diff.stored is None else repr(diff.stored)
+            parts.append(f"{diff.name} {stored} there, {diff.requested!r} now")
+        where = f"{folder / CSV_FILE} (a folder without {SETTINGS_FILE})" if legacy else str(folder)
+        super().__init__(
+            f"{where} holds ranks measured with other settings: {'; '.join(parts)}. "
+            f"Run with the stored settings, write to another output folder, or delete {folder}"
+        )
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output path that cannot be, or hold, the sweep's folder.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is a file, lies under a file, or holds a folder where a result
+        file belongs.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"the output folder {out} is an existing file, not a folder; "
+            "name a folder (it is created if missing)"
+        )
+    ancestor = out
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ConfigError(f"cannot create the output folder {out}: {ancestor} is a file")
+    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png"):
+        if (out / name).is_dir():
+            raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
+
+
+def _read_settings(path: Path) -> dict:
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"cannot read {path} ({error}); restore it, or delete the folder {path.parent}"
+        ) from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{path} is not a settings object; delete the folder {path.parent}")
+    return stored
+
+
+def _compare(stored: dict, wanted: dict) -> list[SettingDifference]:
+    """Differing settings; with other methods, only the settings both runs use."""
+    names = [*wanted, *(k for k in stored if k not in wanted)]
+    if stored.get("methods") != wanted["methods"]:
+        names = [k for k in names if k in stored and k in wanted]
+    return [
+        SettingDifference(name, stored.get(name), wanted.get(name))
+        for name in names
+        if stored.get(name) != wanted.get(name)
+    ]
+
+
+def _row_job(row: dict[str, str]) -> RankJob:
+    return RankJob(row["family"], int(row["n"]), int(row["r"]), int(row["d"]), row["split"],
+                   int(row["trial"]))  # fmt: skip
+
+
+def _seed_agrees(row: dict[str, str], base_seed: int) -> bool:
+    job, seed = _row_job(row), int(row["seed"])
+    if row["method"] == "float":
+        return seed == job.instance_seed(base_seed, "float")
+    draws = int(row["draws"] or 1)
+    return any(seed == job.instance_seed(base_seed, "exact", k) for k in range(draws))
+
+
+def _cp_fit_tried(row: dict[str, str]) -> bool:
+    return bool(row["cp_upper"] or row["cp_fit_error"] or row["flag"].startswith("no CP fit"))
+
+
+def _legacy_differences(rows: Sequence[dict[str, str]], settings: SweepSettings) -> list[SettingDifference]:
+    """What the rows of a folder without ``settings.json`` show to differ from ``settings``."""
+    wanted = recorded_settings(settings)
+    diffs = []
+    methods = [m for m in METHODS if any(row["method"] == m for row in rows)]
+    if methods != wanted["methods"]:
+        diffs.append(SettingDifference("methods", methods, wanted["methods"]))
+    if not all(_seed_agrees(row, settings.seed) for row in rows if row["method"] in METHODS):
+        diffs.append(SettingDifference("seed", None, settings.seed))
+    floats = [row for row in rows if row["method"] == "float"]
+    if "cp_fit" in wanted and floats:
+        expected = [settings.cp_fit and _row_job(row).cp_fit_applies(int(row["rank"])) for row in floats]
+        if any(_cp_fit_tried(row) != want for row, want in zip(floats, expected, strict=True)):
+            diffs.append(SettingDifference("cp_fit", not settings.cp_fit, settings.cp_fit))
+    exacts = [row for row in rows if row["method"] == "exact"]
+    if "engine" in wanted and exacts:
+        for name, value in (("engine", settings.engine), ("prime", settings.prime)):
+            there = sorted({row[name] for row in exacts})
+            if there != [str(value)]:
+                shown = [int(v) if v.isdigit() else v for v in there]
+                diffs.append(SettingDifference(name, shown[0] if len(shown) == 1 else shown, value))
+        draws = [int(row["draws"]) for row in exacts]
+        # Drawing stops early only at the min-cut; short of it, max_draws instances were drawn.
+        short = any(k < settings.max_draws and int(row["rank"]) < int(row["mincut"])
+                    for k, row in zip(draws, exacts, strict=True))  # fmt: skip
+        if max(draws) > settings.max_draws or short:
+            diffs.append(SettingDifference("max_draws", None, settings.max_draws))
+    return diffs
+
+
+def check_resume(out: Path, settings: SweepSettings) -> None:
+    """Refuse to add rows to ``out`` if its stored rows were measured with other settings.
+
+    A folder with ``settings.json`` must record exactly :func:`recorded_settings`;
+    one without it (written by an older tensorrnn) must have rows that agree
+    with ``settings`` (see the module docstring). A folder with no rows takes
+    any settings. Nothing is written.
+
+    Raises
+    ------
+    SettingsMismatchError
+        Naming every differing setting, its stored and its requested value.
+    ConfigError
+        ``settings.json`` or ``ranks.csv`` cannot be read.
+    """
+    rows = read_rows(out / CSV_FILE)
+    if not rows:
+        return
+    settings_path = out / SETTINGS_FILE
+    if settings_path.exists():
+        diffs = _compare(_read_settings(settings_path), recorded_settings(settings))
+        legacy = False
+    else:
+        try:
+            diffs = _legacy_differences(rows, settings)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(
+                f"{out / CSV_FILE} has an unreadable row ({error!r}); use another output "
+                f"folder or delete {out}"
+            ) from None
+        legacy = True
+    if diffs:
+        raise SettingsMismatchError(out, diffs, legacy)
+
+
+def run_rank_sweep(
     jobs: Sequence[RankJob], out_dir: str | Path, settings: SweepSettings, *, quiet: bool = False
 ) -> Path:
     """Measure every job not yet in ``out_dir/ranks.csv``; write the table and the plot.
 
+    Everything is checked before the folder is created or touched: the
+    settings, the memory each matrix needs, the output path, and that rows
+    already in the folder were measured with the same settings
+    (:func:`check_resume`). Then ``settings.json`` is written and the missing
+    jobs are measured.
+
     Returns the output folder.
+
+    Raises
+    ------
+    ConfigError
+        A bad setting, output path or stored folder; nothing is written then.
+    SizeError
+        A matrix would not fit in memory.
     """
-    for method in settings.methods:
-        if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    if settings.engine not in ENGINES:
-        raise ConfigError(f"unknown engine {settings.engine!r}; choose blas or flint")
-    resolve_device(settings.device)
+    check_settings(settings)
     check_memory(jobs, settings)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    store = RowStore(out / "ranks.csv")
+    check_output_folder(out)
+    check_resume(out, settings)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the output folder {out}: {error.strerror}") from None
+    atomic_write_json(out / SETTINGS_FILE, recorded_settings(settings))
+    store = RowStore(out / CSV_FILE)
 
     todo = [
         job for job in jobs
@@ -354,49 +597,17 @@ def _stored(store: RowStore, job: RankJob, method: str) -> dict | None:
     return next((row for row in store.rows if _key(row) == key), None)
 
 
-def parse_int_list(text: str, what: str) -> list[int]:
-    """``"2,3"`` or ``"4..12"`` (inclusive) or a mix, such as ``"2,4..6"``."""
-    values: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if ".." in part:
-                low, high = (int(x) for x in part.split(".."))
-                if high < low:
-                    raise ConfigError(f"--{what} range {part} is empty; write low..high")
-                values.extend(range(low, high + 1))
-            else:
-                values.append(int(part))
-    except ValueError:
-        raise ConfigError(
-            f"--{what} {text!r} is not a list of integers; write e.g. 2,3 or 4..12"
-        ) from None
-    if not values:
-        raise ConfigError(f"--{what} is empty; give values like 2,3 or 4..12")
-    return sorted(set(values))
-
-
-def even_orders(text: str) -> list[int]:
-    """Orders for the odd-even split: ranges keep their even values, an explicit odd
-    value is an error."""
-    explicit = [p.strip() for p in text.split(",") if p.strip() and ".." not in p]
-    odd = [int(p) for p in explicit if p.lstrip("-").isdigit() and int(p) % 2]
-    if odd:
-        raise ConfigError(
-            f"the odd-even split needs even d, got d={odd}; use even orders or --split half"
-        )
-    return [d for d in parse_int_list(text, "d") if d % 2 == 0]
-
-
 __all__ = [
     "COLUMNS",
     "RankJob",
+    "SettingDifference",
+    "SettingsMismatchError",
     "SweepSettings",
+    "check_output_folder",
+    "check_resume",
+    "check_settings",
     "default_grid",
     "make_grid",
-    "run_sweep",
-    "parse_int_list",
-    "even_orders",
+    "recorded_settings",
+    "run_rank_sweep",
 ]
