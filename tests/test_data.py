@@ -22,11 +22,13 @@ from tensorrnn.data import (
     Dataset,
     dataset_status,
     default_dataset,
+    fashion,
     list_datasets,
     load_dataset,
-    registry,
+    spec,
     teacher_scores,
 )
+from tensorrnn.data import cache as data_cache
 from tensorrnn.data.cifar import read_cifar10, read_cifar_batch
 from tensorrnn.data.idx import read_idx, read_idx_images, read_idx_labels
 from tensorrnn.errors import ConfigError, DataError
@@ -37,10 +39,10 @@ ALL = ["fashion-mnist", "mnist", "mnist-10k", "digits", "cifar10", "moons", "cir
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Hide every real data source: no env root, Debian folder, project data/ or user cache."""
-    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    monkeypatch.delenv(spec.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(registry, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
-    monkeypatch.setattr(registry, "_project_data_dir", lambda: None)
+    monkeypatch.setattr(fashion, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(spec, "_project_data_dir", lambda: None)
     return tmp_path
 
 
@@ -77,11 +79,14 @@ def _need(name: str) -> None:
 
 def test_fashion_mnist_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _need("fashion-mnist")
-    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    if not fashion.DEBIAN_FASHION_DIR.is_dir():
+        pytest.skip(f"the Debian package {fashion.DEBIAN_PACKAGE} is not installed")
     # Cache into tmp_path only: the test must not depend on (or leave) a cache elsewhere.
+    # No explicit data_dir: that would be the only place searched, and not hold the files.
+    monkeypatch.setenv(spec.ENV_VAR, str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(registry, "_project_data_dir", lambda: None)
-    ds = load_dataset("fashion-mnist", data_dir=tmp_path, val_fraction=0.1, seed=0)
+    monkeypatch.setattr(spec, "_project_data_dir", lambda: None)
+    ds = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
     assert ds.info.split_sizes == {"train": 54000, "val": 6000, "test": 10000}
     assert ds.info.image_shape == (1, 28, 28) and ds.info.n_classes == 10
     assert ds.info.class_names[0] == "T-shirt/top" and ds.info.test_is_official
@@ -99,7 +104,7 @@ def test_fashion_mnist_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # Second load comes from the cache written by the first, identical and fast.
     assert list((tmp_path / ".cache" / "fashion-mnist").glob("*.npy"))
     start = time.perf_counter()
-    again = load_dataset("fashion-mnist", data_dir=tmp_path, val_fraction=0.1, seed=0)
+    again = load_dataset("fashion-mnist", val_fraction=0.1, seed=0)
     elapsed = time.perf_counter() - start
     assert torch.equal(again.test.images, ds.test.images)
     assert torch.equal(again.train.labels, ds.train.labels)
@@ -354,10 +359,11 @@ def test_damaged_or_planted_cache_is_ignored(isolated: Path) -> None:
 def test_cache_for_a_read_only_source_goes_to_the_data_dir(isolated: Path, monkeypatch) -> None:
     debian = isolated / "usr-share"
     write_idx_set(debian)
-    monkeypatch.setattr(registry, "DEBIAN_FASHION_DIR", debian)
-    monkeypatch.setattr(registry._cache, "is_writable_dir", lambda p: Path(p) != debian)
+    monkeypatch.setattr(fashion, "DEBIAN_FASHION_DIR", debian)
+    monkeypatch.setattr(data_cache, "is_writable_dir", lambda p: Path(p) != debian)
     root = isolated / "root"
-    ds = load_dataset("fashion-mnist", data_dir=root)
+    monkeypatch.setenv(spec.ENV_VAR, str(root))
+    ds = load_dataset("fashion-mnist")
     assert ds.info.source == str(debian)
     assert not list(debian.glob("*.npy"))
     assert len(list((root / ".cache" / "fashion-mnist").glob("*.npy"))) == 4

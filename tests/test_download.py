@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tensorrnn.data import load_dataset, registry
+from tensorrnn.data import load_dataset, registry, spec
 from tensorrnn.data.download import download, download_first, sha256_file
 from tensorrnn.errors import ConfigError, DataError
 
@@ -154,17 +154,17 @@ def test_load_dataset_downloads_into_the_data_dir(
         files[f"{prefix}-labels-idx1-ubyte.gz"] = _idx((np.arange(n) % 10).astype(np.uint8))
     monkeypatch.setattr(_Handler, "files", files)
     remotes = tuple(
-        registry._Remote(
+        spec.Remote(
             name,
             (f"{server}/missing/{name}", f"{server}/files/{name}"),  # first mirror is down
             hashlib.sha256(blob).hexdigest(),
         )
         for name, blob in files.items()
     )
-    spec = dataclasses.replace(registry._SPECS["mnist"], remotes=remotes)
-    monkeypatch.setitem(registry._SPECS, "mnist", spec)
-    monkeypatch.delenv(registry.ENV_VAR, raising=False)
-    monkeypatch.setattr(registry, "_project_data_dir", lambda: None)
+    patched = dataclasses.replace(registry._SPECS["mnist"], remotes=remotes)
+    monkeypatch.setitem(registry._SPECS, "mnist", patched)
+    monkeypatch.delenv(spec.ENV_VAR, raising=False)
+    monkeypatch.setattr(spec, "_project_data_dir", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     root = tmp_path / "root"
     with pytest.raises(DataError, match="--download mnist"):

@@ -8,8 +8,9 @@ size and modification time (ns) of every source file: replacing or touching a
 source changes the name, so a stale cache is never read, and older versions are
 deleted when a new one is written.
 
-Cache files are written atomically (temporary file + rename), so concurrent
-runs never read half a file, and read with ``allow_pickle=False``, so a planted
+Cache files are written atomically (:func:`tensorrnn.atomic.atomic_write`:
+a uniquely named temporary file, fsync, rename), so concurrent runs never read
+half a file, and read with ``allow_pickle=False``, so a planted
 cache file cannot run code. Any problem with the cache (unwritable folder,
 unreadable file) falls back to decoding the sources again.
 """
@@ -19,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from tensorrnn.atomic import atomic_write
 from tensorrnn.errors import DataError
 
 __all__ = ["fingerprint", "cached_arrays", "is_writable_dir"]
@@ -73,13 +74,8 @@ def _load(paths: Mapping[str, Path]) -> dict[str, np.ndarray] | None:
 def _save(cache_dir: Path, stem: str, fp: str, arrays: Mapping[str, np.ndarray]) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     for name, path in _paths(cache_dir, stem, fp, list(arrays)).items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                np.save(out, arrays[name], allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        array = arrays[name]
+        atomic_write(path, lambda out, array=array: np.save(out, array, allow_pickle=False), binary=True)
     # Older versions of the same arrays (other fingerprints) are dead weight.
     for old in cache_dir.glob(f"{stem}.*.npy"):
         if old.name.split(".")[-3] != fp:

@@ -9,6 +9,9 @@ refuses everything else before it is imported.
 Batches are read from the extracted folder ``cifar-10-batches-py/`` or straight
 from the tarball (members are read into memory, never extracted to disk, so a
 crafted archive cannot write outside its folder).
+
+Places: ``<root>/cifar10/`` in each data root (``<data_dir>`` alone when it is
+given), holding ``cifar-10-batches-py/`` or ``cifar-10-python.tar.gz``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import importlib
 import io
 import pickle
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tensorrnn.data.spec import Found, Raw, Remote, Spec, cached_arrays, fixed_sizes, root_places
 from tensorrnn.errors import DataError
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "safe_unpickle",
     "read_cifar_batch",
     "read_cifar10",
+    "SPEC",
 ]
 
 CIFAR10_CLASSES = (
@@ -48,6 +53,12 @@ CIFAR10_CLASSES = (
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 FOLDER = "cifar-10-batches-py"
+TARBALL = "cifar-10-python.tar.gz"
+ROOT_FOLDER = "cifar10"
+# The value published by TensorFlow Datasets / Keras and repeated by many
+# independent projects; not checked against a download here (no internet).
+URL = f"https://www.cs.toronto.edu/~kriz/{TARBALL}"
+SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 # A real batch is 30 MB; anything far larger is not a CIFAR batch.
 _MAX_MEMBER_BYTES = 64 << 20
 _FIX = (
@@ -247,3 +258,45 @@ def read_cifar10(source: str | Path) -> dict[str, np.ndarray]:
         "test_images": test_images,
         "test_labels": test_labels,
     }
+
+
+def find_cifar(folder: Path) -> Path | None:
+    """``folder/cifar-10-batches-py`` or ``folder/cifar-10-python.tar.gz``, whichever exists first."""
+    for candidate in (folder / FOLDER, folder / TARBALL):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read(
+    found: Found | None, options: Mapping[str, Any], seed: int, data_dir: str | Path | None, use_cache: bool
+) -> Raw:
+    assert found is not None
+    if found.path.is_dir():
+        sources = sorted(p for p in found.path.iterdir() if p.name.startswith(("data_batch", "test_batch")))
+    else:
+        sources = [found.path]
+    names = ("train_images", "train_labels", "test_images", "test_labels")
+    arrays = cached_arrays(
+        SPEC, sources, names, lambda: read_cifar10(found.path), found.path.parent, data_dir, use_cache,
+        str(found.path),
+    )  # fmt: skip
+    return Raw(arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"])
+
+
+SPEC = Spec(
+    name="cifar10",
+    title="CIFAR-10, 32x32 colour",
+    image_shape=(3, 32, 32),
+    class_names=CIFAR10_CLASSES,
+    pixel_range=(0.0, 1.0),
+    notes="Official 50,000/10,000 train/test batches; validation carved from train.",
+    test_is_official=True,
+    options={},
+    sizes=fixed_sizes(50000, 10000),
+    places=lambda data_dir: root_places(data_dir, ROOT_FOLDER, find_cifar),
+    read=_read,
+    how_to_get=(f"run `tensorrnn data --download cifar10` (170 MB), or put {TARBALL} in <data dir>/cifar10/"),
+    folder=ROOT_FOLDER,
+    remotes=(Remote(TARBALL, (URL,), SHA256),),
+)

