@@ -52,6 +52,7 @@ def test_recorded_settings_hold_what_decides_the_numbers():
         ({"prime": 9}, "not a prime"),
         ({"prime": 16777259}, "too large"),
         ({"max_draws": 0}, "max_draws"),
+        ({"seed": 1.5}, "seed"),
         ({"max_bytes": 0}, "max_bytes"),
         ({"device": "tpu"}, "device"),
     ],

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import os
 import time
 import zlib
@@ -146,6 +147,8 @@ def check_settings(settings: SweepSettings) -> None:
     if isinstance(settings.max_draws, bool) or not isinstance(settings.max_draws, int) \
             or settings.max_draws < 1:  # fmt: skip
         raise ConfigError(f"max_draws = {settings.max_draws!r} must be a positive integer")
+    if isinstance(settings.seed, bool) or not hasattr(settings.seed, "__index__"):
+        raise ConfigError(f"seed = {settings.seed!r} must be an integer")
     if settings.max_bytes is not None and settings.max_bytes <= 0:
         raise ConfigError(f"max_bytes = {settings.max_bytes} must be positive")
     resolve_device(settings.device)
@@ -160,11 +163,13 @@ def recorded_settings(settings: SweepSettings) -> dict[str, object]:
     evidence (each row names its SVD device) and the memory limit only refuses.
     """
     methods = [m for m in METHODS if m in settings.methods]
-    recorded: dict[str, object] = {"seed": settings.seed, "methods": methods}
+    # Plain Python values: numpy integers would neither compare with nor dump to JSON.
+    recorded: dict[str, object] = {"seed": operator.index(settings.seed), "methods": methods}
     if "float" in methods:
-        recorded["cp_fit"] = settings.cp_fit
+        recorded["cp_fit"] = bool(settings.cp_fit)
     if "exact" in methods:
-        recorded.update(engine=settings.engine, prime=settings.prime, max_draws=settings.max_draws)
+        recorded.update(engine=settings.engine, prime=operator.index(settings.prime),
+                        max_draws=operator.index(settings.max_draws))  # fmt: skip
     return recorded
 
 
