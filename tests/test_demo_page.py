@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tensorrnn.ranks import lab
-from tensorrnn.report import write_demo_page
+from tensorrnn.report import write_comparison_report, write_demo_page
 from tensorrnn.sweep import plan_sweep, run_sweep
 
 GRID = {
@@ -25,8 +25,10 @@ GRID = {
 def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     jobs = lab.make_grid(["tt", "tt-shared"], [2, 3], [3], [4, 6], "odd-even", trials=1)
-    ranks = lab.run_sweep(jobs, root / "ranks", lab.SweepSettings(cp_fit=False), quiet=True)
-    compare = run_sweep(plan_sweep(GRID, "page", root / "compare"), quiet=True)
+    ranks = lab.run_rank_sweep(jobs, root / "ranks", lab.SweepSettings(cp_fit=False), quiet=True)
+    plan = plan_sweep(GRID, "page", root / "compare")
+    compare = run_sweep(plan, quiet=True)
+    write_comparison_report(plan)
     return write_demo_page(ranks, compare, root)
 
 

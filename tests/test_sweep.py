@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tensorrnn.errors import ConfigError
+from tensorrnn.report import write_comparison_report
 from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
 CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
@@ -19,7 +20,7 @@ GRID = {
     "model": ["tt", "tt-shared"], "rank": [2, 3], "seed": 0,
     "patch": 1, "feature_dim": 4, "batch_size": 32, "lr": 0.02, "epochs": 2, "init": "gaussian",
 }  # fmt: skip
-STABLE = ("run", "status", "dataset", "model", "rank", "seed", "test_accuracy", "val_accuracy",
+STABLE = ("run", "status", "dataset", "model", "rank", "seed", "patch", "d", "test_accuracy", "val_accuracy",
           "train_accuracy", "num_parameters", "epochs_completed", "best_epoch", "error")  # fmt: skip
 
 
@@ -29,10 +30,15 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path):
-    local = run_sweep(plan_sweep(GRID, "grid", tmp_path / "local"), jobs=2, quiet=True)
+    # Equal floats need equal torch thread counts: a reduction's order depends on them.
+    plan = plan_sweep(GRID, "grid", tmp_path / "local")
+    local = run_sweep(plan, jobs=2, threads=1, quiet=True)
+    write_comparison_report(plan)
     pytest.importorskip("ray")
-    ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", quiet=True)
+    ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", threads=1, quiet=True)
     rows = read_csv(local / "results.csv")
+    with (local / "results.csv").open() as handle:
+        assert {row["patch"] for row in csv.DictReader(handle)} == {"1"}
     assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
     assert rows == read_csv(ray_out / "results.csv")
     for name in ("report.md", "accuracy_vs_rank.png", "accuracy_vs_parameters.png",
@@ -45,6 +51,7 @@ def test_a_crashing_run_is_recorded_and_the_sweep_completes(tmp_path: Path):
     grid = {**GRID, "model": "tt", "rank": 2, "patch": [1, 3]}
     plan = plan_sweep(grid, "grid", tmp_path)
     run_sweep(plan, quiet=True)
+    write_comparison_report(plan)
     rows = {r["run"]: r for r in read_csv(tmp_path / "results.csv")}
     assert rows["patch1"]["status"] == "finished"
     assert rows["patch3"]["status"] == "failed" and "patch" in rows["patch3"]["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tensorrnn.ranks import lab
-from tensorrnn.report import write_demo_page
+from tensorrnn.report import write_comparison_report, write_demo_page
 from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
 QUICK_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "quick.yaml"
@@ -22,7 +22,7 @@ def run_demo(out: Path, *, config: Path = QUICK_CONFIG, jobs: int = 2, quiet: bo
     out = Path(out)
     if not quiet:
         print("1/3 rank laboratory: default sweep")
-    rank_dir = lab.run_sweep(lab.default_grid(), out / "ranks", lab.SweepSettings(), quiet=quiet)
+    rank_dir = lab.run_rank_sweep(lab.default_grid(), out / "ranks", lab.SweepSettings(), quiet=quiet)
 
     values = load_config_file(config)
     datasets = values.get("dataset")
@@ -35,6 +35,7 @@ def run_demo(out: Path, *, config: Path = QUICK_CONFIG, jobs: int = 2, quiet: bo
         print(f"2/3 network laboratory: {config}")
     plan = plan_sweep(values, str(config), out / "compare")
     compare_dir = run_sweep(plan, jobs=jobs, quiet=quiet)
+    write_comparison_report(plan)
 
     if not quiet:
         print("3/3 report")

@@ -401,16 +401,16 @@ class _SequentialChain(torch.autograd.Function):
             gu = (g - unit * radial) / c
             prev, f = states[t], phi_steps[t]
             # ∂G_t[a, i, s] = Σ_b h[b, a] Φ[b, i] gu[b, s]: the outer product
-            # Φ ⊗ gu, then a GEMM (r, B)(B, n·r) (this way round runs ~25%
-            # faster than (r·n, B)(B, r) with h ⊗ Φ).
+            # Φ ⊗ gu, then a GEMM (r, B)(B, n·r): this orientation measured faster
+            # than (r·n, B)(B, r) with h ⊗ Φ (benchmarks/BENCH_NETWORKS.md).
             outer = (f.unsqueeze(2) * gu.unsqueeze(1)).view(b, n * r)
             grad_cores[0 if shared else t].addmm_(prev.t(), outer)
             # v[b, a, i] = Σ_s G[a, i, s] gu[b, s]: one GEMM (B, r)(r, r·n).
             core = cores[0 if shared else t].reshape(r * n, r)
             v = torch.mm(gu, core.t()).view(b, r, n)
             grad_phi[t] = torch.bmm(prev.unsqueeze(1), v).squeeze(1)
-            # Σ_i Φ[b, i] v[b, a, i] as (1, n)(n, r) per sample: MKL runs this
-            # batched shape ~4x faster than the equivalent (r, n)(n, 1).
+            # Σ_i Φ[b, i] v[b, a, i] as (1, n)(n, r) per sample: this batched shape
+            # measured faster than the equivalent (r, n)(n, 1) (BENCH_NETWORKS.md).
             g = torch.bmm(f.unsqueeze(1), v.transpose(1, 2)).squeeze(1)
         return g, grad_phi.transpose(0, 1), grad_cores.view(cores.shape), None
 

@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tensorrnn.atomic import atomic_save_figure, atomic_write_text
+from tensorrnn.sweep import SweepPlan, collect_results
+
 MODEL_STYLE = {
     "cp": ("tab:gray", "D", "CP (shallow)"),
     "tt": ("tab:blue", "o", "TT (distinct cores)"),
@@ -135,17 +138,13 @@ def _plot_curves(out: Path, rows: Sequence[Mapping[str, Any]], path: Path) -> No
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    atomic_save_figure(fig, path, dpi=110)
 
 
-def write_comparison_report(plan, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Write ``report.md`` and the three figures into the sweep folder."""
+def write_comparison_report(plan: SweepPlan, rows: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Write ``report.md`` and the three figures into the sweep folder (rows: ``results.csv``'s)."""
     out = plan.out
+    rows = collect_results(plan) if rows is None else rows
     extra = [a for a in plan.axes if a not in ("dataset", "model", "rank", "seed")]
     summary = summarize(rows, plan.axes)
     _plot_accuracy(summary, out / FIGURES[0], "rank", "rank (R for CP, r for TT)", log_x=False)
@@ -170,10 +169,7 @@ def write_comparison_report(plan, rows: Sequence[Mapping[str, Any]]) -> Path:
     ]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {r['run']}: {r['error']}" for r in failed]
-    tmp = out / "report.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out / "report.md")
-    return out / "report.md"
+    return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- #
@@ -340,8 +336,5 @@ def write_demo_page(rank_dir: Path, compare_dir: Path, out: Path) -> Path:
     """Write ``out/index.html`` (self-contained) and ``out/report.md`` with the same content."""
     out.mkdir(parents=True, exist_ok=True)
     sections = demo_sections(rank_dir, compare_dir)
-    for name, text in (("report.md", _markdown(sections, out)), ("index.html", _html(sections))):
-        tmp = out / f"{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
-    return out / "index.html"
+    atomic_write_text(out / "report.md", _markdown(sections, out))
+    return atomic_write_text(out / "index.html", _html(sections))

@@ -12,6 +12,7 @@ checkpoint, a crashed one is recorded with its error in ``error.json`` and in
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -26,14 +27,15 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from tensorrnn.atomic import atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError, TensorRNNError
-from tensorrnn.train import RunConfig, atomic_write_json, read_result, train_run
+from tensorrnn.train import RunConfig, read_result, train_run
 
 SWEEP_KEYS = ("name", "out")
 EXECUTORS = ("local", "ray")
 RESULT_COLUMNS = (
-    "test_accuracy", "val_accuracy", "train_accuracy", "num_parameters", "epochs_completed",
-    "best_epoch", "seconds", "seconds_per_epoch",
+    "patch", "d", "n", "num_parameters_network", "test_accuracy", "val_accuracy", "train_accuracy",
+    "num_parameters", "epochs_completed", "best_epoch", "seconds", "seconds_per_epoch",
 )  # fmt: skip
 
 
@@ -113,6 +115,7 @@ def _execute(config_json: dict[str, Any], folder: str, threads: int) -> dict[str
     except Exception as error:  # noqa: BLE001 - a crashed run must not stop the sweep
         message = f"{type(error).__name__}: {error}"
         detail = "" if isinstance(error, TensorRNNError) else traceback.format_exc()
+        Path(folder).mkdir(parents=True, exist_ok=True)
         atomic_write_json(Path(folder) / "error.json", {"error": message, "traceback": detail})
         return {"status": "failed", "error": message}
 
@@ -134,7 +137,9 @@ def _run_local(
             progress()
 
 
-def _run_ray(tasks: list[tuple[dict, str]], address: str | None, progress: Callable[[], None]) -> None:
+def _run_ray(
+    tasks: list[tuple[dict, str]], address: str | None, threads: int, progress: Callable[[], None]
+) -> None:
     try:
         import ray
     except ImportError:
@@ -143,8 +148,8 @@ def _run_ray(tasks: list[tuple[dict, str]], address: str | None, progress: Calla
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)  # fmt: skip
-    remote = ray.remote(num_cpus=1)(_execute)
-    pending = [remote.remote(c, str(Path(f).resolve()), 1) for c, f in tasks]
+    remote = ray.remote(num_cpus=threads)(_execute)
+    pending = [remote.remote(c, str(Path(f).resolve()), threads) for c, f in tasks]
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
@@ -164,10 +169,15 @@ def run_sweep(
     address: str | None = None,
     quiet: bool = False,
 ) -> Path:
-    """Run every unfinished grid point, then write ``results.csv`` and the report.
+    """Run every unfinished grid point, write ``results.csv`` and return the sweep folder.
 
-    ``threads`` is the torch thread count of each local run (default: the cores
-    divided by ``jobs``); on cores shared with other work, 1 is often fastest.
+    The report (``tensorrnn.report.write_comparison_report``) is the caller's
+    step: this layer only runs and collects.
+
+    ``threads`` is the torch thread count of each run (default: the cores divided
+    by ``jobs`` for the local executor, 1 for Ray); on cores shared with other
+    work, 1 is often fastest. Float results are identical across executors only
+    at equal thread counts (the order of a reduction depends on it).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose local or ray")
@@ -191,13 +201,10 @@ def run_sweep(
     if executor == "local":
         _run_local(tasks, jobs, threads, bar.update)
     else:
-        _run_ray(tasks, address, bar.update)
+        _run_ray(tasks, address, threads or 1, bar.update)
     bar.close()
     rows = collect_results(plan)
     write_results_csv(rows, plan)
-    from tensorrnn.report import write_comparison_report
-
-    write_comparison_report(plan, rows)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed and not quiet:
         print(f"{len(failed)} run(s) failed; see error.json in their folders and results.csv")
@@ -219,10 +226,13 @@ def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
         row.setdefault("model", run.config.model)
         row.setdefault("rank", run.config.rank)
         row.setdefault("seed", run.config.seed)
+        row.setdefault("patch", run.config.patch)
         result = read_result(folder)
         error_path = folder / "error.json"
         if result is not None:
-            row.update(status="finished", error="", **{k: result.get(k, "") for k in RESULT_COLUMNS})
+            network = result.get("num_parameters_by_part", {}).get("network", "")
+            values = {k: result.get(k, "") for k in RESULT_COLUMNS if k not in row}
+            row.update(values, status="finished", error="", num_parameters_network=network)
         elif error_path.exists():
             row.update(status="failed", error=json.loads(error_path.read_text())["error"])
         else:
@@ -234,16 +244,13 @@ def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
 def result_columns(plan: SweepPlan) -> list[str]:
     keys = ["run", "status", "dataset", "model", "rank", "seed"]
     keys += [a for a in plan.axes if a not in keys]
-    return keys + list(RESULT_COLUMNS) + ["error"]
+    return keys + [c for c in RESULT_COLUMNS if c not in keys] + ["error"]
 
 
 def write_results_csv(rows: Sequence[Mapping[str, Any]], plan: SweepPlan) -> Path:
-    path = plan.out / "results.csv"
-    tmp = path.with_name("results.csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, result_columns(plan), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in result_columns(plan)})
-    os.replace(tmp, path)
-    return path
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, result_columns(plan), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in result_columns(plan)})
+    return atomic_write_text(plan.out / "results.csv", buffer.getvalue())

@@ -3,27 +3,31 @@
 A run lives in one folder (DESIGN.md, "Results on disk"):
 
 * ``config.json``: the full :class:`RunConfig`;
-* ``metrics.jsonl``: one line per finished epoch (losses, accuracies, seconds);
+* ``metrics.jsonl``: one line per finished epoch (losses, accuracies, seconds,
+  gradient norms per parameter group);
 * ``checkpoint.pt``: written atomically after every epoch: model, optimizer,
   learning-rate scheduler, the best model so far, the RNG states and the
   metrics history; loaded with ``torch.load(weights_only=True)``;
 * ``result.json``: written last, atomically; its presence means "finished".
 
 A run killed at any moment restarts from its last checkpoint; on CPU with
-``deterministic=True`` it ends with the same numbers as an uninterrupted run,
-because every source of randomness (batch order, dropout, initialisation) is
-drawn from generators whose states are checkpointed.
+``deterministic=True`` it ends with the same numbers as an uninterrupted run
+(with the same torch thread count), because every source of randomness (batch
+order, dropout, initialisation) is drawn from generators whose states are
+checkpointed.
+
+:func:`train_run` reads top to bottom as the steps of a run; each step is a
+small function over one :class:`TrainState`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,47 +36,61 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tensorrnn.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS
-from tensorrnn.networks import INITS, MODELS, SCHEDULES, build_classifier
+from tensorrnn.networks import INITS, MODELS, SCHEDULES, Classifier, build_classifier
 
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("cosine", "constant")
+ORDERS = ("row-major", "snake")
+MAX_SEED = 2**32 - 1
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A :class:`RunConfig` field with the help text of its CLI flag."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
 
 
 @dataclass
 class RunConfig:
-    """Everything that defines one run. Field names are the CLI flags and YAML keys."""
+    """Everything that defines one run.
 
-    dataset: str = "digits"
-    model: str = "tt"
-    rank: int = 8
-    patch: int = 2
-    order: str = "row-major"
-    feature_map: str = "affine-relu"
-    feature_dim: int | None = 8
-    constant: bool = True
-    init: str = "identity"
-    init_noise: float = 0.1
-    schedule: str = "sequential"
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    lr_schedule: str = "cosine"
-    warmup_epochs: float = 0.5
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    clip_grad: float | None = 1.0
-    patience: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = True
-    val_fraction: float = 0.1
-    train_limit: int | None = None
-    data_dir: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
+    Field names are the YAML keys; ``tensorrnn train`` has one flag per field
+    (``feature_dim`` → ``--feature-dim``), generated from this class.
+    """
+
+    dataset: str = _setting("digits", "Data set (`tensorrnn data` lists them).")
+    model: str = _setting("tt", "Network: " + ", ".join(MODELS) + ".")
+    rank: int = _setting(8, "CP rank R or TT rank r.")
+    patch: int = _setting(2, "Side k of the k×k patches; d = (H/k)(W/k).")
+    order: str = _setting("row-major", "Patch order: " + " or ".join(ORDERS) + ".")
+    feature_map: str = _setting("affine-relu", "Feature map: " + ", ".join(FEATURE_MAPS) + ".")
+    feature_dim: int | None = _setting(8, "Feature size n (affine maps).")
+    constant: bool = _setting(True, "affine-relu: keep a constant feature.")
+    init: str = _setting("identity", "Cores: identity (near-identity) or gaussian.")
+    init_noise: float = _setting(0.1, "Noise level of the identity start.")
+    schedule: str = _setting("sequential", "Contraction: sequential or parallel.")
+    epochs: int = _setting(10, "Maximum number of epochs.")
+    batch_size: int = _setting(128, "Mini-batch size.")
+    optimizer: str = _setting("adam", "adam or adamw.")
+    lr: float = _setting(3e-3, "Peak learning rate.")
+    lr_schedule: str = _setting("cosine", "cosine or constant (after warm-up).")
+    warmup_epochs: float = _setting(0.5, "Linear warm-up length in epochs.")
+    weight_decay: float = _setting(0.0, "Weight decay.")
+    dropout: float = _setting(0.0, "Dropout on the features.")
+    clip_grad: float | None = _setting(1.0, "Gradient norm clipping (empty: none).")
+    patience: int | None = _setting(None, "Early stopping: epochs without a better validation accuracy.")
+    seed: int = _setting(0, "Seed of data split, initialisation, batches and dropout.")
+    device: str = _setting("auto", "auto (cuda if available), cpu or cuda[:k].")
+    deterministic: bool = _setting(True, "Deterministic torch algorithms during the run.")
+    val_fraction: float = _setting(0.1, "Share of the training data held out for validation.")
+    train_limit: int | None = _setting(None, "Train on this many examples only.")
+    data_dir: str | None = _setting(None, "Data root (default $TENSORRNN_DATA); must hold the data set.")
+    dataset_options: dict[str, Any] = _setting({}, "Data-set options, e.g. {d: 4, n: 3} for synthetic-tt.")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> RunConfig:
@@ -88,33 +106,55 @@ class RunConfig:
         return config
 
     def validate(self, source: str = "config") -> None:
-        """Raise ``ConfigError`` naming the first invalid value and the fix."""
+        """Raise ``ConfigError`` naming the first invalid field, its value and the allowed range."""
         choices = {
             "model": MODELS, "feature_map": FEATURE_MAPS, "init": INITS, "schedule": SCHEDULES,
-            "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ("row-major", "snake"),
+            "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ORDERS,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(
                     f"{source}: {key}={getattr(self, key)!r} is not one of {', '.join(allowed)}"
                 )
-        positive = ("rank", "patch", "epochs", "batch_size")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{source}: {key}={getattr(self, key)} must be at least 1")
-        if self.lr <= 0:
-            raise ConfigError(f"{source}: lr={self.lr} must be positive, e.g. 3e-3")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"{source}: dropout={self.dropout} must lie in [0, 1)")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"{source}: patience={self.patience} must be at least 1 epoch (or empty)")
-        if self.feature_dim is not None and self.feature_dim < 1:
-            raise ConfigError(f"{source}: feature_dim={self.feature_dim} must be at least 1")
+        for key, (holds, allowed) in _RANGES.items():
+            value = getattr(self, key)
+            if value is None and "None" in str(_FIELDS[key].type):
+                continue
+            if isinstance(value, float) and not math.isfinite(value) or not holds(value):
+                raise ConfigError(f"{source}: {key}={value!r} is out of range; allowed: {allowed}")
+        if not self.dataset:
+            raise ConfigError(f"{source}: dataset is empty; name one (`tensorrnn data` lists them)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"{source}: device={self.device!r}; use auto, cpu or cuda")
+            raise ConfigError(f"{source}: device={self.device!r} is not one of auto, cpu, cuda, cuda:k")
+        if self.data_dir is not None and not self.data_dir.strip():
+            raise ConfigError(f"{source}: data_dir is empty; give a folder or leave the key out")
+        bad = sorted(str(k) for k in self.dataset_options if not isinstance(k, str))
+        if bad:
+            raise ConfigError(f"{source}: dataset_options keys must be names, got {', '.join(bad)}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+# field: (test, the allowed range as the error message states it)
+_RANGES = {
+    "rank": (lambda v: v >= 1, "an integer >= 1"),
+    "patch": (lambda v: v >= 1, "an integer >= 1 that divides the image side"),
+    "feature_dim": (lambda v: v >= 1, "an integer >= 1, or empty for cos-sin and identity"),
+    "init_noise": (lambda v: v >= 0, "a number >= 0"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "lr": (lambda v: v > 0, "a number > 0, e.g. 3e-3"),
+    "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "clip_grad": (lambda v: v > 0, "a number > 0 (a gradient norm), or empty for no clipping"),
+    "patience": (lambda v: v >= 1, "an integer >= 1 (epochs), or empty"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
+    "val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1): validation picks the reported epoch"),
+    "train_limit": (lambda v: v >= 1, "an integer >= 1, or empty for all training data"),
+}
 
 
 def _coerce(key: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
@@ -146,34 +186,6 @@ def _coerce(key: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
     return float(value) if float in expected and not isinstance(value, bool) else value
 
 
-# --------------------------------------------------------------------------- #
-# Files
-# --------------------------------------------------------------------------- #
-
-
-def _unique_tmp(path: Path) -> Path:
-    """A fresh temporary name beside ``path``: two writers never share one."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    return Path(name)
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    tmp = _unique_tmp(path)
-    with tmp.open("w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(path: Path, payload: Any) -> None:
-    tmp = _unique_tmp(path)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def read_result(folder: Path) -> dict[str, Any] | None:
     """The ``result.json`` of a finished run, or ``None``."""
     path = Path(folder) / "result.json"
@@ -181,7 +193,7 @@ def read_result(folder: Path) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------- #
-# Training
+# Pieces of a run
 # --------------------------------------------------------------------------- #
 
 
@@ -233,34 +245,71 @@ def _lr_factor(config: RunConfig, steps_per_epoch: int):
     return factor
 
 
-def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dict[str, Any]:
-    """Train one run into ``out``; resume from its checkpoint; skip it if finished.
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the duration of a run, restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
 
-    Returns the content of ``result.json``.
-    """
-    from tensorrnn.data import load_dataset
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Splits:
+    """The tensors a run trains and evaluates on."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    image_shape: tuple[int, ...]
+    n_classes: int
+    test_is_official: bool
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during a run; all of it is checkpointed."""
+
+    config: RunConfig
+    folder: Path
+    device: torch.device
+    model: Classifier
+    dropout: FeatureDropout
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    shuffle_gen: torch.Generator
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_accuracy: float = -1.0
+    best_epoch: int = 0
+    best_model: dict[str, torch.Tensor] | None = None
+    seconds: float = 0.0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+
+def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
+    """Check that ``folder`` holds this run (or nothing); return its result if finished."""
     config_path = folder / "config.json"
     if config_path.exists():
-        stored = json.loads(config_path.read_text())
-        if stored != config.to_json():
-            changed = sorted(k for k in config.to_json() if stored.get(k) != config.to_json()[k])
+        stored, wanted = json.loads(config_path.read_text()), config.to_json()
+        if stored != wanted:
+            changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
                 f"{folder} holds a run with another config (differs in {', '.join(changed)}); "
                 "use another --out folder, or delete that one to start over"
             )
-    finished = read_result(folder)
-    if finished is not None:
-        if not quiet:
-            print(f"{folder}: already finished ({finished['epochs_completed']} epochs); nothing to do")
-        return finished
-    atomic_write_json(config_path, config.to_json())
+    return read_result(folder)
 
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(config.device)
+
+def _load_splits(config: RunConfig) -> Splits:
+    from tensorrnn.data import load_dataset
+
     data = load_dataset(
         config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
         seed=config.seed, quiet=True, **config.dataset_options,
@@ -271,116 +320,189 @@ def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dic
         keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(config.seed))
         keep = keep[: config.train_limit]
         train_x, train_y = train_x[keep], train_y[keep]
+    for name, labels in (("training", train_y), ("validation", data.val.tensors[1])):
+        if len(labels) == 0:
+            raise ConfigError(
+                f"{config.dataset}: the {name} split is empty; raise train_limit or val_fraction"
+            )
+    return Splits((train_x, train_y), data.val.tensors, data.test.tensors,
+                  tuple(data.info.image_shape), data.info.n_classes, data.info.test_is_official)  # fmt: skip
 
+
+def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.device) -> TrainState:
     model = build_classifier(
-        config.model, image_shape=tuple(data.info.image_shape), patch=config.patch,
+        config.model, image_shape=splits.image_shape, patch=config.patch,
         feature_map=config.feature_map, feature_dim=config.feature_dim, rank=config.rank,
-        n_classes=data.info.n_classes, order=config.order, constant=config.constant,
+        n_classes=splits.n_classes, order=config.order, constant=config.constant,
         init=config.init, init_noise=config.init_noise, schedule=config.schedule, seed=config.seed,
     ).to(device)  # fmt: skip
-    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
-    dropout_gen = torch.Generator().manual_seed(config.seed + 2)
-    dropout = FeatureDropout(config.dropout, dropout_gen)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_y) / config.batch_size)
+    steps_per_epoch = math.ceil(len(splits.train[1]) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
+    return TrainState(
+        config=config, folder=folder, device=device, model=model,
+        dropout=FeatureDropout(config.dropout, torch.Generator().manual_seed(config.seed + 2)),
+        optimizer=optimizer, scheduler=scheduler,
+        shuffle_gen=torch.Generator().manual_seed(config.seed + 1),
+    )  # fmt: skip
 
-    history: list[dict[str, Any]] = []
-    best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
-    elapsed = 0.0
-    checkpoint_path = folder / "checkpoint.pt"
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        shuffle_gen.set_state(state["shuffle_rng"])
-        dropout_gen.set_state(state["dropout_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        history = [json.loads(line) for line in state["history"]]
-        best = {"val_accuracy": state["best_val_accuracy"], "epoch": state["best_epoch"],
-                "state": state["best_model"]}  # fmt: skip
-        elapsed = state["seconds"]
-        if not quiet:
-            print(f"{folder}: resuming after epoch {len(history)} of {config.epochs}")
-    # The metrics file is rebuilt from the checkpoint: an epoch killed after its
-    # metrics line but before its checkpoint is redone, and counted once.
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
 
-    stopped_early = False
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        if config.patience is not None and epoch - best["epoch"] > config.patience:
-            stopped_early = True
-            break
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train_y), generator=shuffle_gen)
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                   disable=quiet, unit="batch")  # fmt: skip
-        for step in bar:
-            index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x, y = train_x[index].to(device), train_y[index].to(device)
-            phi = dropout(model.features(x))
-            logits = model.network(phi)
-            loss = nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            total_loss += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(dim=1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        train_seconds = time.perf_counter() - started
-        val_loss, val_acc = evaluate(model, *data.val.tensors, device)
-        elapsed += time.perf_counter() - started
-        if not math.isfinite(total_loss):
-            raise ConfigError(
-                f"{folder}: the training loss became {total_loss} in epoch {epoch}; "
-                "lower lr, keep clip_grad, or use init=identity"
-            )
-        record = {
-            "epoch": epoch, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
-            "val_loss": val_loss, "val_accuracy": val_acc, "lr": scheduler.get_last_lr()[0],
-            "seconds": train_seconds,
-        }  # fmt: skip
-        history.append(record)
-        if val_acc > best["val_accuracy"]:
-            snapshot = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            best = {"val_accuracy": val_acc, "epoch": epoch, "state": snapshot}
-        _atomic_torch_save(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "shuffle_rng": shuffle_gen.get_state(),
-            "dropout_rng": dropout_gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": [json.dumps(h) for h in history], "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": best["epoch"], "best_model": best["state"], "seconds": elapsed,
-        })  # fmt: skip
-        with (folder / "metrics.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if not quiet:
-            print(f"epoch {epoch}: train {record['train_accuracy']:.4f}  val {val_acc:.4f}  "
-                  f"({train_seconds:.1f} s)")  # fmt: skip
+def _save_checkpoint(state: TrainState) -> None:
+    atomic_torch_save(state.checkpoint_path, {
+        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "shuffle_rng": state.shuffle_gen.get_state(),
+        "dropout_rng": state.dropout.generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "history": [json.dumps(h) for h in state.history],
+        "best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
+        "best_model": state.best_model, "seconds": state.seconds,
+    })  # fmt: skip
 
-    # Report the model of the best validation epoch (early stopping's choice).
-    model.load_state_dict(best["state"])
-    _, train_acc = evaluate(model, train_x, train_y, device)
-    _, val_acc = evaluate(model, *data.val.tensors, device)
-    _, test_acc = evaluate(model, *data.test.tensors, device)
+
+def _restore_checkpoint(state: TrainState) -> None:
+    saved = torch.load(state.checkpoint_path, weights_only=True, map_location="cpu")
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.shuffle_gen.set_state(saved["shuffle_rng"])
+    state.dropout.generator.set_state(saved["dropout_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    state.history = [json.loads(line) for line in saved["history"]]
+    state.best_val_accuracy, state.best_epoch = saved["best_val_accuracy"], saved["best_epoch"]
+    state.best_model, state.seconds = saved["best_model"], saved["seconds"]
+
+
+def _gradient_norms(model: nn.Module) -> dict[str, float]:
+    """Norm of the gradient of each parameter group (``network.middle``, ``feature_map.linear.weight``, …)."""
+    return {name: float(p.grad.norm()) for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> dict[str, Any]:
+    """One pass over the training data; returns the epoch's metrics line (without validation)."""
+    config, model = state.config, state.model
+    train_x, train_y = splits.train
+    steps = math.ceil(len(train_y) / config.batch_size)
+    model.train()
+    order = torch.randperm(len(train_y), generator=state.shuffle_gen)
+    total_loss, correct, seen = 0.0, 0, 0
+    grad_sums: dict[str, float] = {}
+    grad_max: dict[str, float] = {}
+    bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=quiet,
+               unit="batch")  # fmt: skip
+    for step in bar:
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
+        x, y = train_x[index].to(state.device), train_y[index].to(state.device)
+        logits = model.network(state.dropout(model.features(x)))
+        loss = nn.functional.cross_entropy(logits, y)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for name, norm in _gradient_norms(model).items():
+            grad_sums[name] = grad_sums.get(name, 0.0) + norm
+            grad_max[name] = max(grad_max.get(name, 0.0), norm)
+        if config.clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+        state.optimizer.step()
+        state.scheduler.step()
+        total_loss += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(dim=1) == y).sum())
+        seen += len(y)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    if not math.isfinite(total_loss):
+        raise ConfigError(
+            f"{state.folder}: the training loss became {total_loss} in epoch {epoch}; "
+            "lower lr, keep clip_grad, or use init=identity"
+        )
+    return {
+        "epoch": epoch, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
+        "lr": state.scheduler.get_last_lr()[0],
+        "grad_norm_mean": {k: grad_sums[k] / steps for k in sorted(grad_sums)},
+        "grad_norm_max": {k: grad_max[k] for k in sorted(grad_max)},
+    }  # fmt: skip
+
+
+def _end_epoch(state: TrainState, record: dict[str, Any]) -> None:
+    """Keep the best model, checkpoint, then append the metrics line (in this order: see resume)."""
+    state.history.append(record)
+    if record["val_accuracy"] > state.best_val_accuracy:
+        state.best_val_accuracy, state.best_epoch = record["val_accuracy"], record["epoch"]
+        state.best_model = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
+    _save_checkpoint(state)
+    with (state.folder / "metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dict[str, Any]:
+    """Evaluate the model of the best validation epoch (early stopping's choice) on every split."""
+    model, device, config = state.model, state.device, state.config
+    model.load_state_dict(state.best_model)
+    _, train_acc = evaluate(model, *splits.train, device)
+    _, val_acc = evaluate(model, *splits.val, device)
+    _, test_acc = evaluate(model, *splits.test, device)
     parts = model.num_parameters()
-    result = {
+    history = state.history
+    return {
         "test_accuracy": test_acc, "val_accuracy": val_acc, "train_accuracy": train_acc,
         "num_parameters": parts["total"], "num_parameters_by_part": parts,
-        "epochs_completed": len(history), "best_epoch": best["epoch"],
-        "stopped_early": stopped_early, "seconds": elapsed,
+        "epochs_completed": len(history), "best_epoch": state.best_epoch,
+        "stopped_early": stopped_early, "seconds": state.seconds,
         "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
         "dataset": config.dataset, "model": config.model, "rank": config.rank,
-        "test_is_official": data.info.test_is_official, "device": str(device),
+        "patch": config.patch, "d": model.network.d, "n": model.network.n,
+        "test_is_official": splits.test_is_official, "device": str(device),
+        "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- #
+# A run
+# --------------------------------------------------------------------------- #
+
+
+def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Train one run into ``out``; resume from its checkpoint; skip it if finished.
+
+    Returns the content of ``result.json``.
+    """
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; give a folder for the run")
+    finished = _claim_folder(config, folder) if folder.is_dir() else None
+    if finished is not None:
+        if not quiet:
+            print(f"{folder}: already finished ({finished['epochs_completed']} epochs); nothing to do")
+        return finished
+    device = resolve_device(config.device)
+    # Data first: a data set that cannot be loaded leaves no folder behind.
+    splits = _load_splits(config)
+    with deterministic_algorithms(config.deterministic):
+        state = _new_state(config, folder, splits, device)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "config.json", config.to_json())
+        if state.checkpoint_path.exists():
+            _restore_checkpoint(state)
+            if not quiet:
+                print(f"{folder}: resuming after epoch {len(state.history)} of {config.epochs}")
+        # The metrics file is rebuilt from the checkpoint: an epoch killed after its
+        # metrics line but before its checkpoint is redone, and counted once.
+        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
+
+        stopped_early = False
+        for epoch in range(len(state.history) + 1, config.epochs + 1):
+            if config.patience is not None and epoch - state.best_epoch > config.patience:
+                stopped_early = True
+                break
+            started = time.perf_counter()
+            record = _train_epoch(state, splits, epoch, quiet)
+            record["seconds"] = time.perf_counter() - started
+            record["val_loss"], record["val_accuracy"] = evaluate(state.model, *splits.val, device)
+            state.seconds += time.perf_counter() - started
+            _end_epoch(state, record)
+            if not quiet:
+                print(f"epoch {epoch}: train {record['train_accuracy']:.4f}  "
+                      f"val {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")  # fmt: skip
+
+        result = _final_result(state, splits, stopped_early)
     atomic_write_json(folder / "result.json", result)
     if not quiet:
-        print(f"{folder}: test accuracy {test_acc:.4f} (best epoch {best['epoch']})")
+        print(f"{folder}: test accuracy {result['test_accuracy']:.4f} (best epoch {state.best_epoch})")
     return result

@@ -7,9 +7,9 @@ is printed on one line and the process exits with status 2, without a traceback.
 import os
 import sys
 
-# Before torch loads: OpenMP threads that spin while waiting made training steps
-# 4x slower on shared cores (benchmarks/BENCH_NETWORKS.md); sleeping costs nothing
-# on an idle machine.
+# Before torch loads: OpenMP threads that spin while waiting slowed training steps
+# several-fold on shared cores (figures in benchmarks/BENCH_NETWORKS.md); sleeping
+# costs nothing on an idle machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Each sub-command module registers its commands on ``app`` when imported.

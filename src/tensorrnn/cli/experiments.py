@@ -2,75 +2,129 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
+import yaml
 
 from tensorrnn.cli.app import app
+from tensorrnn.errors import ConfigError
 
 
-@app.command("train")
+def _option_type(spec: dataclasses.Field) -> type:
+    return {"int": int, "float": float, "bool": bool, "str": str}[str(spec.type).split(" ")[0]]
+
+
+def _run_config_flags() -> list[inspect.Parameter]:
+    """One ``--flag`` per :class:`RunConfig` field, with the field's help text."""
+    from tensorrnn.train import RunConfig
+
+    flags = []
+    for spec in dataclasses.fields(RunConfig):
+        if str(spec.type).startswith("dict"):
+            continue  # set with --set dataset_options.KEY=VALUE
+        name, kind = spec.name.replace("_", "-"), _option_type(spec)
+        declaration = f"--{name}/--no-{name}" if kind is bool else f"--{name}"
+        option = typer.Option(None, declaration, help=spec.metadata["help"], show_default=False)
+        flags.append(inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                       annotation=Optional[kind]))  # noqa: UP045 - typer reads it
+    return flags
+
+
+def _parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``--set key=value`` (YAML value; ``dataset_options.d=4`` sets one data-set option)."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set init_noise=0.05")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        head, _, option = key.strip().partition(".")
+        if option:
+            values.setdefault(head, {})[option] = value
+        else:
+            values[head] = value
+    return values
+
+
+def _values_from_config_file(path: Path, flags: dict[str, Any]) -> dict[str, Any]:
+    """A run config, or a comparison config whose grid axes the flags pin to one value."""
+    from tensorrnn.sweep import SWEEP_KEYS, load_config_file
+
+    values = {k: v for k, v in load_config_file(path).items() if k not in SWEEP_KEYS}
+    axes = sorted(k for k, v in values.items() if isinstance(v, list) and k not in flags)
+    if axes:
+        choices = "; ".join(f"{k} is one of {values[k]}" for k in axes)
+        example = " ".join(f"--{k.replace('_', '-')} {values[k][0]}" for k in axes)
+        raise ConfigError(f"{path} is a grid ({choices}); pick one run, e.g. {example}, "
+                          "or run the grid with tensorrnn compare")  # fmt: skip
+    return values
+
+
 def train_command(
-    config: Path = typer.Option(None, "--config", help="YAML file of run settings; flags override it."),
-    out: Path = typer.Option(None, help="Run folder (resumable). Default runs/<dataset>-<model>-r<rank>."),
-    dataset: str = typer.Option(None, help="Data set (`tensorrnn data` lists them)."),
-    model: str = typer.Option(None, help="cp, tt or tt-shared."),
-    rank: int = typer.Option(None, help="CP rank R or TT rank r."),
-    patch: int = typer.Option(None, help="Side k of the k×k patches; d = (H/k)(W/k)."),
-    order: str = typer.Option(None, help="Patch order: row-major or snake."),
-    feature_map: str = typer.Option(None, help="affine-relu, affine, cos-sin or identity."),
-    feature_dim: int = typer.Option(None, help="Feature size n (affine maps)."),
-    constant: bool = typer.Option(None, help="affine-relu: keep a constant feature."),
-    init: str = typer.Option(None, help="identity (near-identity cores) or gaussian."),
-    schedule: str = typer.Option(None, help="Contraction: sequential or parallel."),
-    epochs: int = typer.Option(None, help="Maximum number of epochs."),
-    batch_size: int = typer.Option(None, help="Mini-batch size."),
-    optimizer: str = typer.Option(None, help="adam or adamw."),
-    lr: float = typer.Option(None, help="Peak learning rate."),
-    lr_schedule: str = typer.Option(None, help="cosine or constant (after warm-up)."),
-    warmup_epochs: float = typer.Option(None, help="Linear warm-up length in epochs."),
-    weight_decay: float = typer.Option(None, help="Weight decay."),
-    dropout: float = typer.Option(None, help="Dropout on the features."),
-    clip_grad: float = typer.Option(None, help="Gradient norm clipping."),
-    patience: int = typer.Option(None, help="Early stopping: epochs without a better validation accuracy."),
-    seed: int = typer.Option(None, help="Seed of data split, initialisation, batches and dropout."),
-    device: str = typer.Option(None, help="auto (cuda if available), cpu or cuda."),
-    train_limit: int = typer.Option(None, help="Train on this many examples only."),
-    data_dir: str = typer.Option(None, help="Data root (default $TENSORRNN_DATA)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    config: Path | None, out: Path | None, assignments: list[str] | None, quiet: bool, **flags: Any
 ) -> None:
     """Train one network; rerunning the same command resumes it or says it is finished.
+
+    Every setting has a flag (and a YAML key of the same name in --config);
+    flags override the file. A comparison config works too once each of its grid
+    axes is pinned by a flag.
 
     Example:
 
         tensorrnn train --dataset fashion-mnist --model tt-shared --rank 16 --patch 4
         --feature-map affine-relu --feature-dim 8 --epochs 10 --seed 0 --out runs/x
+
+        tensorrnn train --config configs/fashion_targets.yaml --model cp --rank 64
     """
-    from tensorrnn.sweep import load_config_file
     from tensorrnn.train import RunConfig, read_result, train_run
 
-    values = load_config_file(config) if config is not None else {}
-    flags = {
-        "dataset": dataset, "model": model, "rank": rank, "patch": patch, "order": order,
-        "feature_map": feature_map, "feature_dim": feature_dim, "constant": constant, "init": init,
-        "schedule": schedule, "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
-        "lr": lr, "lr_schedule": lr_schedule, "warmup_epochs": warmup_epochs,
-        "weight_decay": weight_decay, "dropout": dropout, "clip_grad": clip_grad,
-        "patience": patience, "seed": seed, "device": device, "train_limit": train_limit,
-        "data_dir": data_dir,
-    }  # fmt: skip
-    values.update({k: v for k, v in flags.items() if v is not None})
+    flags = {k: v for k, v in flags.items() if v is not None}
+    settings = _parse_assignments(assignments or [])
+    flags.update(settings)
+    values = _values_from_config_file(config, flags) if config is not None else {}
+    for key, value in flags.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
     if "dataset" not in values:
         from tensorrnn.data import default_dataset
 
         values["dataset"] = default_dataset(values.get("data_dir"))
     run = RunConfig.from_mapping(values, str(config) if config else "command line")
     folder = out or Path("runs") / f"{run.dataset}-{run.model}-r{run.rank}-s{run.seed}"
-    finished_before = read_result(folder) is not None
+    finished_before = folder.is_dir() and read_result(folder) is not None
     result = train_run(run, folder, quiet=quiet)
     if finished_before:
         typer.echo(f"{folder}: already finished; nothing to do")
     typer.echo(f"test accuracy {result['test_accuracy']:.4f}; results in {folder}/result.json")
+
+
+train_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],  # noqa: UP045
+                      default=typer.Option(None, "--config", help="YAML file of run settings.")),
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],  # noqa: UP045
+                      default=typer.Option(None, help="Run folder (resumable). Default "
+                                           "runs/<dataset>-<model>-r<rank>-s<seed>.")),
+    inspect.Parameter("assignments", inspect.Parameter.KEYWORD_ONLY,
+                      annotation=Optional[list[str]],  # noqa: UP045
+                      default=typer.Option(None, "--set", help="KEY=VALUE for any setting, e.g. "
+                                           "--set dataset_options.d=6 (repeatable).")),
+    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--quiet", "-q", help="No progress bars.")),
+    *_run_config_flags(),
+])  # fmt: skip
+train_command.__annotations__ = {
+    p.name: p.annotation for p in train_command.__signature__.parameters.values()
+}
+app.command("train")(train_command)
 
 
 @app.command("compare")
@@ -92,10 +146,12 @@ def compare_command(
 
         tensorrnn compare --config configs/quick.yaml --jobs 2
     """
+    from tensorrnn.report import write_comparison_report
     from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
     plan = plan_sweep(load_config_file(config), str(config), out)
     folder = run_sweep(plan, executor=executor, jobs=jobs, threads=threads, address=address, quiet=quiet)
+    write_comparison_report(plan)
     typer.echo(f"wrote {folder / 'results.csv'} and {folder / 'report.md'}")
 
 

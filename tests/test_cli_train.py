@@ -1,0 +1,112 @@
+"""`tensorrnn train` and `compare`: every setting has a flag; bad input is one line, exit 2, no files."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tensorrnn.train import RunConfig, deterministic_algorithms, train_run
+
+CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+OPTIONS = "{family: tt, d: 4, n: 3, rank: 2, n_classes: 3, n_samples: 300}"
+SYNTHETIC = ["--dataset", "synthetic-tt", "--patch", "1", "--feature-dim", "4", "--rank", "2",
+             "--set", f"dataset_options={OPTIONS}"]  # fmt: skip
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "TENSORRNN_DATA": str(cwd / "no-data")})  # fmt: skip
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--train-limit", "0"], "train_limit=0 is out of range"),
+        (["--clip-grad", "-1"], "clip_grad=-1.0 is out of range"),
+        (["--val-fraction", "0"], "val_fraction=0.0 is out of range"),
+        (["--lr", "nan"], "lr=nan is out of range"),
+        (["--seed", "-1"], "seed=-1 is out of range"),
+        (["--dropout", "1"], "dropout=1.0 is out of range"),
+        (["--set", "init_noise=-0.5"], "init_noise=-0.5 is out of range"),
+        (["--set", "no_equals_sign"], "write KEY=VALUE"),
+        (["--set", "colour=red"], "unknown key(s) colour"),
+        (["--data-dir", "/nonexistent/tensorrnn-data"], "/nonexistent/tensorrnn-data"),
+        (["--config", str(CONFIGS / "fashion_targets.yaml")], "pick one run, e.g. --model tt"),
+    ],
+)
+def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, needle):
+    before = snapshot(tmp_path)
+    result = run_cli("train", "--dataset", "digits", *args, "--out", "run", "-q", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_out_naming_a_file_is_refused(tmp_path: Path):
+    (tmp_path / "taken").write_text("not a run folder")
+    result = run_cli("train", *SYNTHETIC, "--out", "taken", "-q", cwd=tmp_path)
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert (tmp_path / "taken").read_text() == "not a run folder"
+
+
+def test_every_run_setting_has_a_flag():
+    result = subprocess.run([*CLI, "train", "--help"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    for spec in dataclasses.fields(RunConfig):
+        flag = "--set" if spec.name == "dataset_options" else "--" + spec.name.replace("_", "-")
+        assert flag in result.stdout, flag
+
+
+def test_a_comparison_config_trains_once_its_axes_are_pinned(tmp_path: Path):
+    grid = {"name": "g", "out": "elsewhere", "dataset": "synthetic-tt", "model": ["tt", "cp"],
+            "rank": [2, 3], "patch": 1, "feature_dim": 4, "epochs": 1, "init_noise": 0.05,
+            "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3,
+                                "n_samples": 300}}  # fmt: skip
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    result = run_cli("train", "--config", "grid.yaml", "--model", "cp", "--rank", "3",
+                     "--set", "dataset_options.n_samples=400", "--out", "run", "-q",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (stored["model"], stored["rank"], stored["init_noise"]) == ("cp", 3, 0.05)
+    assert stored["dataset_options"]["n_samples"] == 400 and stored["dataset_options"]["d"] == 4
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_deterministic_mode_is_scoped_to_the_run(tmp_path: Path):
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    config = RunConfig.from_mapping({
+        "dataset": "synthetic-tt", "patch": 1, "feature_dim": 4, "rank": 2, "epochs": 1,
+        "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 300},
+    })  # fmt: skip
+    train_run(config, tmp_path / "run", quiet=True)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_metrics_log_gradient_norms_per_parameter_group(tmp_path: Path):
+    config = RunConfig.from_mapping({
+        "dataset": "synthetic-tt", "model": "tt-shared", "patch": 1, "feature_dim": 4, "rank": 2,
+        "epochs": 1,
+        "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 300},
+    })  # fmt: skip
+    result = train_run(config, tmp_path / "run", quiet=True)
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"network.first", "network.middle", "network.last"} <= set(line["grad_norm_mean"])
+    assert all(v >= 0 for v in line["grad_norm_max"].values())
+    assert (result["patch"], result["d"]) == (1, 4)
