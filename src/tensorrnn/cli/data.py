@@ -22,7 +22,9 @@ def _table(rows: list[list[str]]) -> str:
 @app.command("data")
 def data_command(
     data_dir: Path = typer.Option(
-        None, "--data-dir", help="Data root searched first (default: $TENSORRNN_DATA)."
+        None,
+        "--data-dir",
+        help="The only data root searched (default: $TENSORRNN_DATA, data/, ~/.cache/tensorrnn).",
     ),
     download: list[str] = typer.Option(
         None,
@@ -37,20 +39,27 @@ def data_command(
 ) -> None:
     """List every data set: where its files were found (or how to get them) and its split sizes.
 
-    Sizes are those of the standard files at --val-fraction. Data roots are
-    searched in this order: --data-dir (else $TENSORRNN_DATA), the Debian
-    package folder /usr/share/datasets/fashion-mnist, the project's data/
-    folder, ~/.cache/tensorrnn.
+    Sizes are those of the standard files at --val-fraction. With --data-dir,
+    that folder alone is searched (it must exist). Without it, data roots are
+    searched in this order: $TENSORRNN_DATA, the Debian package folder
+    /usr/share/datasets/fashion-mnist, the project's data/ folder,
+    ~/.cache/tensorrnn.
 
     Example:
 
         tensorrnn data --data-dir ~/datasets --download mnist
     """
     from tensorrnn.data import dataset_status, default_dataset, download_dataset, list_datasets
+    from tensorrnn.errors import DataError
 
     for name in download or []:
         folder = download_dataset(name, data_dir, quiet=quiet)
         typer.echo(f"downloaded {name} into {folder}")
+    if data_dir is not None and not data_dir.expanduser().is_dir():
+        raise DataError(
+            f"--data-dir {data_dir} is not an existing folder; create it, pass another one, or "
+            "leave it out to search the default places"
+        )
     rows = [["dataset", "status", "train", "val", "test", "where / how to get it"]]
     for name in list_datasets():
         status = dataset_status(name, data_dir, val_fraction=val_fraction)

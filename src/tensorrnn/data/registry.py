@@ -511,7 +511,7 @@ def load_dataset(
             download_dataset(name, data_dir, quiet=quiet)
             found = _locate(spec, data_dir)
         if found is None:
-            raise DataError(f"data set {name!r} is " + _not_found_message(spec, data_dir))
+            raise DataError(f"data set {name!r}: " + _not_found_message(spec, data_dir))
     raw = spec.read(found, opts, seed, data_dir, cache)
     trainval_images, trainval_labels, test_images, test_labels = _train_test(raw, opts)
     val = _stratified_mask(

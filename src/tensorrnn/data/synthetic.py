@@ -172,17 +172,13 @@ def top_two_margin(adjusted: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
-def _gap_midpoint(margins: np.ndarray, k: int, min_gap: float) -> float:
-    """A value strictly between two sorted ``margins``, as close as possible to the ``k``-th gap.
+def _gap_midpoint(margins: np.ndarray, k: int) -> float:
+    """A value strictly between two sorted ``margins``, in the nonzero gap nearest the ``k``-th.
 
-    Gap ``j`` lies between ``margins[j-1]`` and ``margins[j]``. Gaps wider than
-    ``min_gap`` are preferred, then any nonzero gap; of those the one nearest
-    ``j = k`` (the lower one on a tie) is split at its midpoint.
+    Gap ``j`` lies between ``margins[j-1]`` and ``margins[j]``; the nonzero gap
+    nearest ``j = k`` (the lower one on a tie) is split at its midpoint.
     """
-    gaps = np.diff(margins)
-    candidates = np.flatnonzero(gaps > min_gap) + 1
-    if candidates.size == 0:
-        candidates = np.flatnonzero(gaps > 0) + 1
+    candidates = np.flatnonzero(np.diff(margins) > 0) + 1
     if candidates.size == 0:  # all margins equal: any other value splits nothing
         return float(margins[0]) - (abs(float(margins[0])) + 1.0)
     j = int(candidates[np.argmin(np.abs(candidates - k))])
@@ -190,7 +186,7 @@ def _gap_midpoint(margins: np.ndarray, k: int, min_gap: float) -> float:
     return low + (high - low) / 2
 
 
-def balance_offsets(scores: torch.Tensor, sweeps: int = 20, *, min_gap: float = 0.0) -> torch.Tensor:
+def balance_offsets(scores: torch.Tensor, sweeps: int = 20) -> torch.Tensor:
     """Offsets ``o`` such that ``argmax(scores - o)`` splits the rows evenly over the classes.
 
     Cyclic coordinate updates, each exact in its coordinate: class ``y`` wins row
@@ -201,9 +197,9 @@ def balance_offsets(scores: torch.Tensor, sweeps: int = 20, *, min_gap: float = 
     class within a row or two of ``N/C`` in practice.
 
     No offset is ever equal to a row's margin (which would make that row an exact
-    tie): ``o_y`` is the midpoint of a gap between two distinct sorted margins,
-    preferably one wider than ``min_gap``, nearest the balanced split. Where the
-    rows repeat (few distinct inputs) the split moves to the nearest gap.
+    tie): ``o_y`` is the midpoint of the gap between two distinct sorted margins
+    nearest the balanced split. Where rows repeat (few distinct inputs) the split
+    moves to the nearest gap.
 
     Parameters
     ----------
@@ -211,8 +207,6 @@ def balance_offsets(scores: torch.Tensor, sweeps: int = 20, *, min_gap: float = 
         Shape ``(N, C)``, ``C >= 2``.
     sweeps
         Passes over the classes.
-    min_gap
-        Preferred smallest width of the gap an offset splits.
 
     Returns
     -------
@@ -231,7 +225,7 @@ def balance_offsets(scores: torch.Tensor, sweeps: int = 20, *, min_gap: float = 
             rivals = values - offsets
             rivals[:, y] = -np.inf
             margins = np.sort(values[:, y] - rivals.max(axis=1))
-            offsets[y] = _gap_midpoint(margins, losers, min_gap)
+            offsets[y] = _gap_midpoint(margins, losers)
     return torch.from_numpy(offsets)
 
 
@@ -311,7 +305,7 @@ def synthetic_tt(
     tolerance = float(margin_rtol) * scale
     offsets = np.zeros(n_classes)
     if balance:
-        offsets = balance_offsets(torch.from_numpy(reference_scores), min_gap=2 * tolerance).numpy()
+        offsets = balance_offsets(torch.from_numpy(reference_scores)).numpy()
 
     # Draw, drop inputs without a clear winner, draw again until n_samples are kept.
     rng = np.random.default_rng([seed, 2])
