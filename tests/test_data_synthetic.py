@@ -72,6 +72,12 @@ def test_margin_rtol_out_of_range(bad: object) -> None:
         load_dataset("synthetic-tt", d=4, n=3, n_samples=50, margin_rtol=bad)
 
 
+@pytest.mark.parametrize("bad", [1.5, -1, "0", None])
+def test_teacher_seed_must_be_a_literal_integer(bad: object) -> None:
+    with pytest.raises(ConfigError, match="teacher_seed"):
+        load_dataset("synthetic-tt", d=4, n=3, n_samples=50, teacher_seed=bad)
+
+
 @pytest.mark.parametrize("family", ["cp", "tt-shared"])
 def test_labels_do_not_depend_on_the_thread_count(family: str) -> None:
     before = torch.get_num_threads()

@@ -27,7 +27,6 @@ __all__ = [
     "read_idx",
     "read_idx_images",
     "read_idx_labels",
-    "idx_header",
     "IDX_FILES",
     "find_idx_files",
     "find_idx_folder",
@@ -95,32 +94,6 @@ def _parse_header(stream: BinaryIO, path: Path, fix: str) -> tuple[np.dtype, tup
         raise DataError(f"{path}: header is truncated inside the {ndim} dimension sizes; {fix}")
     dims = struct.unpack(f">{ndim}I", raw_dims)
     return _DTYPES[code], tuple(int(d) for d in dims)
-
-
-def idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
-    """Read only the header of an IDX file.
-
-    Parameters
-    ----------
-    path
-        Raw or gzipped IDX file.
-
-    Returns
-    -------
-    (dtype, dims)
-        The big-endian item dtype and the dimensions the header announces.
-
-    Raises
-    ------
-    DataError
-        If the file cannot be read or its header is malformed.
-    """
-    path = Path(path)
-    try:
-        with _open(path) as stream:
-            return _parse_header(stream, path, _DEFAULT_FIX)
-    except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read IDX header ({error}); {_DEFAULT_FIX}") from error
 
 
 def read_idx(path: str | Path, *, fix: str = _DEFAULT_FIX) -> np.ndarray:

@@ -298,6 +298,9 @@ def synthetic_tt(
         raise ConfigError(f"n_samples={n_samples!r} must be a positive integer")
     if isinstance(margin_rtol, bool) or not isinstance(margin_rtol, int | float) or not 0 < margin_rtol < 1:
         raise ConfigError(f"margin_rtol={margin_rtol!r} must be a number strictly between 0 and 1")
+    for label, value in (("teacher_seed", teacher_seed), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ConfigError(f"{label}={value!r} must be a non-negative integer (a literal seed)")
     params = random_teacher(family, d, n, rank, n_classes, seed=teacher_seed)
     reference = np.random.default_rng([teacher_seed, 1]).integers(0, n, (_REFERENCE_SIZE, d))
     reference_scores = _scores(family, reference, n, params)
