@@ -102,3 +102,19 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_shipped_configs_expand(name):
     plan = plan_sweep(load_config_file(CONFIGS / name), name)
     assert plan.runs
+
+
+def test_points_vary_settings_together_and_label_budgets(tmp_path: Path):
+    grid = {**GRID, "model": None, "rank": None, "seed": [0, 1], "epochs": 1,
+            "points": [{"budget": "small", "model": "tt", "rank": 2},
+                       {"budget": "small", "model": "cp", "rank": 5}]}  # fmt: skip
+    del grid["model"], grid["rank"]
+    plan = plan_sweep(grid, "grid", tmp_path)
+    assert plan.axes == ("budget", "model", "rank", "seed")
+    assert [(r.config.model, r.config.rank, r.config.seed) for r in plan.runs] == [
+        ("tt", 2, 0), ("tt", 2, 1), ("cp", 5, 0), ("cp", 5, 1)]
+    assert plan.runs[0].name == "budgetsmall-tt-rank2-seed0"
+    with pytest.raises(ConfigError, match="both a list and set in points"):
+        plan_sweep({**grid, "model": ["tt", "cp"]}, "grid", tmp_path)
+    with pytest.raises(ConfigError, match="points must be a non-empty list"):
+        plan_sweep({**grid, "points": []}, "grid", tmp_path)

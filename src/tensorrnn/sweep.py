@@ -31,7 +31,8 @@ from tensorrnn.atomic import atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError, TensorRNNError
 from tensorrnn.train import RunConfig, read_result, train_run
 
-SWEEP_KEYS = ("name", "out")
+SWEEP_KEYS = ("name", "out", "points")
+LABEL_KEYS = ("budget",)
 EXECUTORS = ("local", "ray")
 RESULT_COLUMNS = (
     "patch", "d", "n", "num_parameters_network", "test_accuracy", "val_accuracy", "train_accuracy",
@@ -76,23 +77,48 @@ def _slug(value: Any) -> str:
     return str(value).replace("/", "-").replace(" ", "")
 
 
+def _points(values: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """The ``points`` list: settings that vary together (one model with its rank, ...)."""
+    points = values.pop("points", None)
+    if points is None:
+        return [{}]
+    if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
+        raise ConfigError(f"{source}: points must be a non-empty list of mappings, e.g. "
+                          "[{model: tt, rank: 4}, {model: cp, rank: 16}]")  # fmt: skip
+    crossed = sorted({k for p in points for k in p} & {k for k, v in values.items() if isinstance(v, list)})
+    if crossed:
+        raise ConfigError(f"{source}: {', '.join(crossed)} is both a list and set in points; keep one")
+    return points
+
+
 def plan_sweep(values: Mapping[str, Any], source: str, out: str | Path | None = None) -> SweepPlan:
-    """Expand a comparison config into validated runs (every run is checked up front)."""
+    """Expand a comparison config into validated runs (every run is checked up front).
+
+    Keys given as lists are crossed with each other; ``points`` is a list of
+    mappings whose settings vary together (matched budgets: each family with its
+    own rank), crossed with the lists. ``budget`` inside a point is a label for
+    reports (a results column), not a run setting.
+    """
     values = dict(values)
     name = str(values.pop("name", Path(source).stem))
     folder = Path(out) if out is not None else Path(values.pop("out", f"results/{name}"))
     values.pop("out", None)
-    axes = tuple(k for k, v in values.items() if isinstance(v, list))
-    for key in axes:
+    points = _points(values, source)
+    listed = tuple(k for k, v in values.items() if isinstance(v, list))
+    for key in listed:
         if not values[key]:
             raise ConfigError(f"{source}: {key} is an empty list; give at least one value")
+    point_keys = tuple(dict.fromkeys(k for p in points for k in p))
+    axes = point_keys + listed
     runs = []
-    for combo in itertools.product(*(values[k] for k in axes)):
-        point = dict(zip(axes, combo, strict=True))
-        config = RunConfig.from_mapping({**values, **point}, source)
-        run_name = "-".join(f"{_slug(point[k])}" if k in ("dataset", "model") else f"{k}{_slug(point[k])}"
-                            for k in axes) or "run"  # fmt: skip
-        runs.append(PlannedRun(run_name, point, config))
+    for fixed in points:
+        for combo in itertools.product(*(values[k] for k in listed)):
+            point = {**fixed, **dict(zip(listed, combo, strict=True))}
+            settings = {k: v for k, v in point.items() if k not in LABEL_KEYS}
+            config = RunConfig.from_mapping({**values, **settings}, source)
+            run_name = "-".join(_slug(point[k]) if k in ("dataset", "model") else f"{k}{_slug(point[k])}"
+                                for k in axes if k in point) or "run"  # fmt: skip
+            runs.append(PlannedRun(run_name, point, config))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: two grid points share a run name; list each value once")

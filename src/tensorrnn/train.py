@@ -298,6 +298,9 @@ def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
     config_path = folder / "config.json"
     if config_path.exists():
         stored, wanted = json.loads(config_path.read_text()), config.to_json()
+        # A setting added to RunConfig after the run started took its default then.
+        defaults = RunConfig().to_json()
+        stored = {**{k: defaults[k] for k in wanted if k not in stored}, **stored}
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
