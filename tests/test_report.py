@@ -55,3 +55,22 @@ def test_mean_and_sample_std_over_seeds_and_failed_runs_left_out():
     assert tt["test_std"] == pytest.approx(0.10)  # sample std of 0.7, 0.8, 0.9
     assert [(s["model"], s["rank"]) for s in summary] == [("cp", "2"), ("cp", "16"), ("tt", "4")]
     assert best_by_model(summary)[("digits", "cp")]["rank"] == "16"
+
+
+def test_budget_sentences_are_generated_from_paired_seeds():
+    from tensorrnn.report import budget_comparison
+
+    accuracy = {"tt": [0.90, 0.91, 0.92], "tt-shared": [0.80, 0.81, 0.82], "cp": [0.905, 0.905, 0.925]}
+    rows = [{"status": "finished", "dataset": "fashion-mnist", "budget": "10k", "model": model,
+             "rank": 4, "num_parameters": 10_000, "seed": seed, "test_accuracy": acc}
+            for model, values in accuracy.items() for seed, acc in enumerate(values)]  # fmt: skip
+    rows.append({**rows[0], "status": "failed"})
+    table, sentences = budget_comparison(rows)
+    assert table.count("| fashion-mnist | 10k |") == 3
+    assert "| TT | 4 | 10,000 | 3 | 91.00 ± 1.00 % |" in table
+    # CP leads TT by (0.005, -0.005, 0.005): mean 0.17 points, std 0.58: within noise.
+    # CP leads TT-shared by (0.105, 0.095, 0.105): 10.17 ± 0.58 points, far outside noise.
+    assert sentences == [
+        "On fashion-mnist at the 10k budget, CP leads with 91.17 ± 1.15 %, ahead of TT by "
+        "0.17 ± 0.58 points (within noise) and TT-shared by 10.17 ± 0.58 points (paired over 3 seeds)."
+    ]

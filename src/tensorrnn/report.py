@@ -79,6 +79,65 @@ def best_by_model(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str],
     return best
 
 
+MODEL_NAMES = {"cp": "CP", "tt": "TT", "tt-shared": "TT-shared"}
+
+
+def _budget_groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, dict]]:
+    """(dataset, budget) → model → {"rank", "parameters", "by_seed": {seed: accuracy}}."""
+    groups: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        if row.get("status") != "finished" or not row.get("budget"):
+            continue
+        entry = groups[(str(row["dataset"]), str(row["budget"]))].setdefault(
+            str(row["model"]), {"rank": row["rank"], "parameters": int(row["num_parameters"]), "by_seed": {}}
+        )
+        entry["by_seed"][str(row["seed"])] = float(row["test_accuracy"])
+    return groups
+
+
+def budget_comparison(rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """Matched budgets: a table and one generated sentence per (data set, budget).
+
+    The sentence names the family with the highest mean test accuracy and its lead
+    over each other family as the mean ± std of the per-seed differences (the
+    seeds pair runs that share the data split). A lead is called *within noise*
+    when it is below twice its standard error, std / √seeds, or rests on one seed.
+    """
+    groups = _budget_groups(rows)
+    def size(key: tuple[str, str]) -> tuple[str, float]:
+        return key[0], statistics.fmean(e["parameters"] for e in groups[key].values())
+
+    ordered = sorted(groups, key=size)
+    lines = ["| data set | budget | model | rank | parameters | seeds | test accuracy (mean ± std) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    sentences = []
+    for dataset, budget in ordered:
+        models = groups[(dataset, budget)]
+        stats = {m: _mean_std(list(e["by_seed"].values())) for m, e in models.items()}
+        for model in sorted(models, key=lambda m: -stats[m][0]):
+            e, (mean, std) = models[model], stats[model]
+            lines.append(f"| {dataset} | {budget} | {MODEL_NAMES.get(model, model)} | {e['rank']} | "
+                         f"{e['parameters']:,} | {len(e['by_seed'])} | "
+                         f"{100 * mean:.2f} ± {100 * std:.2f} % |")  # fmt: skip
+        leader = max(models, key=lambda m: stats[m][0])
+        leads = []
+        for other in sorted(models, key=lambda m: -stats[m][0]):
+            if other == leader:
+                continue
+            seeds = sorted(set(models[leader]["by_seed"]) & set(models[other]["by_seed"]))
+            diffs = [models[leader]["by_seed"][s] - models[other]["by_seed"][s] for s in seeds]
+            mean, std = _mean_std(diffs)
+            noise = len(diffs) < 2 or mean < 2 * std / math.sqrt(len(diffs))
+            leads.append(f"{MODEL_NAMES.get(other, other)} by {100 * mean:.2f} ± {100 * std:.2f} points"
+                         + (" (within noise)" if noise else ""))  # fmt: skip
+        mean, std = stats[leader]
+        sentence = (f"On {dataset} at the {budget} budget, {MODEL_NAMES.get(leader, leader)} leads with "
+                    f"{100 * mean:.2f} ± {100 * std:.2f} %")  # fmt: skip
+        sentences.append(sentence + (", ahead of " + " and ".join(leads) if leads else "") +
+                         f" (paired over {len(models[leader]['by_seed'])} seeds).")  # fmt: skip
+    return "\n".join(lines), sentences
+
+
 def _plot_accuracy(summary, path: Path, x_key: str, xlabel: str, log_x: bool) -> None:
     import matplotlib
 
@@ -167,6 +226,9 @@ def write_comparison_report(plan: SweepPlan, rows: Sequence[Mapping[str, Any]] |
         "",
         *[f"![{name}]({name})" for name in FIGURES],
     ]
+    if "budget" in plan.axes:
+        table, sentences = budget_comparison(rows)
+        lines += ["", "## Matched parameter budgets", "", table, "", *sentences]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {r['run']}: {r['error']}" for r in failed]
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
