@@ -94,12 +94,9 @@ DEFAULT_PRIME = 2_097_143
 DEFAULT_LEAF_WIDTH = 32
 """Columns per leaf of the recursion (one small inverse, or column-by-column)."""
 
-# GEMMs with a dimension below this run on one thread. Measured here with other
-# processes on the 2 cores: (4096 x 32) @ (32 x 32) took 1 ms on one thread and 23
-# ms on two (every OpenMP hand-off waits for a descheduled thread), and one thread
-# still won at min(dims) = 256..511 (13-19 vs 9-16 GFLOP/s). On an idle machine
-# two threads would win from ~128 on, but these GEMMs hold only ~10% of the flops
-# at N = 4096 and fewer at larger N.
+# GEMMs with a dimension below this run on one thread: on shared cores every OpenMP
+# hand-off of a small GEMM waits for a descheduled thread, and these GEMMs hold only
+# a small share of the flops (measurements: benchmarks/BENCH_MODP.md).
 _SMALL_DIM = 512
 
 # Rows per slice when a large block is copied or converted, to bound temporaries.
