@@ -25,8 +25,17 @@ def ranks_command(
     cp_fit: bool = typer.Option(True, help="Exact CP fits of tiny tensors (upper bounds)."),
     max_memory: float = typer.Option(None, help="Refuse matrices above this many GiB."),
     max_side: int = typer.Option(None, help="Skip grid points whose matrix has a side above this."),
-    out: Path = typer.Option(Path("results/ranks"), help="Output folder (resumable)."),
+    out: Path = typer.Option(
+        None, help="Output folder; default results/ranks (resumable), results/trained_rank with --from-run."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    from_run: list[Path] = typer.Option(
+        None,
+        "--from-run",
+        metavar="RUN",
+        help="A finished training run (repeat for more): measure the odd/even rank of its learned "
+        "coefficient tensors instead of a sweep; writes trained_rank.csv, .md and .png.",
+    ),
 ) -> None:
     """Measure, certify and bound matricization ranks; write ranks.csv, ranks.md, ranks.png.
 
@@ -36,15 +45,33 @@ def ranks_command(
     instances. OUT/settings.json records the seed, prime, engine, methods and
     cp-fit behind the stored numbers: a rerun with other values is refused.
 
+    With --from-run RUN (repeatable): the rank of trained networks instead. For
+    every class y of each finished run (n^(d/2) <= 4096, even d) the odd/even
+    matricization of the learned coefficient tensor A^y: singular values, float
+    rank and gap, set against the generic rank of the family (certified over
+    GF(p) with --method float,exact, the default; --method float skips the
+    certificate). --engine, --prime, --seed, --device and --max-memory keep their
+    meaning; the grid options do not apply.
+
     Example:
 
         tensorrnn ranks --family tt,tt-shared --n 2,3 --r 2..5 --d 4..12 --out results/r
+
+        tensorrnn ranks --from-run results/run-a --from-run results/run-b --out results/trained
     """
     from tensorrnn.cli.parsing import even_orders, parse_int_list, parse_name_list
     from tensorrnn.errors import ConfigError
     from tensorrnn.formats import FAMILIES
     from tensorrnn.ranks import lab
 
+    if from_run:
+        _trained_rank(from_run, family=family, n=n, r=r, d=d, split=split, method=method,
+                      trials=trials, seed=seed, engine=engine, prime=prime, device=device,
+                      cp_fit=cp_fit, max_memory=max_memory, max_side=max_side, out=out,
+                      quiet=quiet)  # fmt: skip
+        return
+    if out is None:
+        out = Path("results/ranks")
     # Everything is checked here or in lab.run_rank_sweep before OUT is created.
     if trials is not None and trials < 1:
         raise ConfigError(f"--trials {trials} must be at least 1")
@@ -81,6 +108,45 @@ def ranks_command(
     except lab.SettingsMismatchError as error:
         raise ConfigError(_mismatch_message(error)) from None
     typer.echo(f"wrote {folder / 'ranks.csv'}, {folder / 'ranks.md'}, {folder / 'ranks.png'}")
+
+
+def _trained_rank(runs: list[Path], *, family, n, r, d, split, method, trials, seed, engine, prime,
+                  device, cp_fit, max_memory, max_side, out, quiet) -> None:  # fmt: skip
+    """``ranks --from-run``: the rank of trained networks (tensorrnn.ranks.trained)."""
+    from tensorrnn.cli.parsing import parse_name_list
+    from tensorrnn.errors import ConfigError
+    from tensorrnn.ranks import trained
+    from tensorrnn.ranks.lab import METHODS
+    from tensorrnn.ranks.modp import DEFAULT_PRIME
+
+    grid = {"--family": family, "--n": n, "--r": r, "--d": d, "--trials": trials,
+            "--max-side": max_side}  # fmt: skip
+    given = [flag for flag, value in grid.items() if value is not None]
+    if split != "odd-even":
+        given.append("--split")
+    if not cp_fit:
+        given.append("--no-cp-fit")
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} set up a sweep of random tensors and do not apply to --from-run, "
+            "whose sizes come from the runs (odd/even split); drop them"
+        )
+    methods = parse_name_list(method, "method", METHODS)
+    if "float" not in methods:
+        raise ConfigError(
+            "--from-run measures singular values, so --method needs float "
+            "(float,exact also certifies the generic rank)"
+        )
+    if max_memory is not None and max_memory <= 0:
+        raise ConfigError(f"--max-memory {max_memory} must be positive (GiB)")
+    folder = trained.run_trained_rank(
+        runs, out if out is not None else Path("results/trained_rank"),
+        certify="exact" in methods, prime=prime if prime is not None else DEFAULT_PRIME,
+        engine=engine, seed=seed, device=device,
+        max_bytes=None if max_memory is None else int(max_memory * 2**30), quiet=quiet,
+    )  # fmt: skip
+    names = (trained.CSV_FILE, trained.TABLE_FILE, trained.FIGURE_FILE)
+    typer.echo("wrote " + ", ".join(str(folder / name) for name in names))
 
 
 # How each recorded setting of the rank sweep is spelled on the command line.
