@@ -133,7 +133,7 @@ def test_schedule_default_and_errors() -> None:
     with pytest.raises(ConfigError, match=r"expects features of shape \(B, d=4, n=2\), got \(3, 5, 2\)"):
         net(_phi(3, 5, 2))
     with pytest.raises(ConfigError, match="unknown init"):
-        TTNet(4, 2, 2, 2, init="orthogonal")
+        TTNet(4, 2, 2, 2, init="haar")
     with pytest.raises(ConfigError, match="d >= 2"):
         TTNet(1, 2, 2, 2)
     with pytest.raises(ConfigError, match="unknown model"):

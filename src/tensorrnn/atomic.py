@@ -17,6 +17,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _default_mode() -> int:
+    """The mode ``open()`` would give a new file (0o666 less the umask); mkstemp uses 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def _replacing(path: Path, mode: str, **open_args: Any) -> Iterator[IO]:
     path = Path(path)
@@ -26,6 +33,7 @@ def _replacing(path: Path, mode: str, **open_args: Any) -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(name, _default_mode())
         os.replace(name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

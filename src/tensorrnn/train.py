@@ -71,8 +71,8 @@ class RunConfig:
     feature_map: str = _setting("affine-relu", "Feature map: " + ", ".join(FEATURE_MAPS) + ".")
     feature_dim: int | None = _setting(8, "Feature size n (affine maps).")
     constant: bool = _setting(True, "affine-relu: keep a constant feature.")
-    init: str = _setting("identity", "Cores: identity (near-identity) or gaussian.")
-    init_noise: float = _setting(0.1, "Noise level of the identity start.")
+    init: str = _setting("orthogonal", "Cores: orthogonal (default), identity or gaussian.")
+    init_noise: float = _setting(0.1, "Noise level of the orthogonal and identity starts.")
     schedule: str = _setting("sequential", "Contraction: sequential or parallel.")
     epochs: int = _setting(10, "Maximum number of epochs.")
     batch_size: int = _setting(128, "Mini-batch size.")
@@ -413,7 +413,7 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
     if not math.isfinite(total_loss):
         raise ConfigError(
             f"{state.folder}: the training loss became {total_loss} in epoch {epoch}; "
-            "lower lr, keep clip_grad, or use init=identity"
+            "lower lr, keep clip_grad, or use init=orthogonal"
         )
     return {
         "epoch": epoch, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
