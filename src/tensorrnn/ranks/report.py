@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tensorrnn.atomic import atomic_save_figure, atomic_write_text
-from tensorrnn.ranks.bounds import THEOREM_BOUND_OF_FAMILY
+from tensorrnn.ranks.bounds import (
+    STATUS_CERTIFIED,
+    STATUS_OPEN,
+    STATUS_PROVED,
+    THEOREM_BOUND_OF_FAMILY,
+    proof_status,
+)
 
 FAMILY_ORDER = {"tt": 0, "tt-shared": 1, "tt-uniform": 2, "cp": 3}
 
@@ -46,6 +52,16 @@ class Summary:
     def determined(self) -> bool:
         """The certified lower bound meets the min-cut upper bound."""
         return self.certified is not None and self.certified == self.mincut
+
+    @property
+    def status(self) -> str:
+        """``"proved for all d"``, ``"certified"`` or ``"open"`` (see :func:`proof_status`)."""
+        return proof_status(self.family, self.n, self.r, self.d, self.split, self.certified, self.mincut)[0]
+
+    @property
+    def witness(self) -> str | None:
+        """The witness kind behind ``"proved for all d"`` (``None`` otherwise)."""
+        return proof_status(self.family, self.n, self.r, self.d, self.split, self.certified, self.mincut)[1]
 
     @property
     def verdict(self) -> str:
@@ -108,20 +124,68 @@ the tensor network's upper bound on this matricization rank; *CP ≤* is the
 smallest exact CP fit found for a float instance (an upper bound on that
 instance's CP rank; "–" means no fit was tried or found, which proves nothing);
 *determined* says the certified rank meets the min-cut, so the generic rank of
-this matricization is known exactly.
+this matricization is known exactly. *status*: **proved for all d** when an explicit
+witness with a closed-form rank (named in brackets; `tensorrnn witness`, proofs in
+docs/THEORY.md) meets the min-cut in that setting's regime, so the generic odd/even
+rank equals the min-cut for every even d; **certified up to N=…** when the certified
+rank equals the min-cut but no all-d proof is known (N: the largest matrix side at
+which this family, n and r are determined here); **open** otherwise.
 """
 
 
+def regime(n: int, r: int) -> str:
+    """The regime of ``(n, r)`` that decides the min-cut and its witness."""
+    if n < r:
+        return "n < r"
+    if n == r:
+        return "n = r"
+    if n < r * r:
+        return "r < n < r²"
+    return "n ≥ r²"
+
+
+REGIMES = ("n < r", "n = r", "r < n < r²", "n ≥ r²")
+
+
+def certified_reach(summaries: Sequence[Summary]) -> dict[tuple, int]:
+    """Largest matrix side at which each (family, n, r, split) is determined."""
+    reach: dict[tuple, int] = {}
+    for s in summaries:
+        if s.determined:
+            key = (s.family, s.n, s.r, s.split)
+            reach[key] = max(reach.get(key, 0), s.rows)
+    return reach
+
+
+def status_label(s: Summary, reach: dict[tuple, int]) -> str:
+    """The status cell: "proved for all d (hub)", "certified up to N=4096" or "open"."""
+    status = s.status
+    if status == STATUS_PROVED:
+        return f"{STATUS_PROVED} ({s.witness})"
+    if status == STATUS_CERTIFIED:
+        return f"certified up to N={reach.get((s.family, s.n, s.r, s.split), s.rows)}"
+    return STATUS_OPEN
+
+
+def status_counts(summaries: Sequence[Summary]) -> dict[str, int]:
+    """How many settings are proved for all d, certified only, open."""
+    counts = {STATUS_PROVED: 0, STATUS_CERTIFIED: 0, STATUS_OPEN: 0}
+    for s in summaries:
+        counts[s.status] += 1
+    return counts
+
+
 def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
-    """Write ``ranks.md``: one row per (family, n, r, d, split) with verdicts."""
+    """Write ``ranks.md``: one row per (family, n, r, d, split) with verdicts and status."""
     summaries = summarize(rows)
+    reach = certified_reach(summaries)
     lines = [
         "# Matricization ranks of random tensors with distinct, shared and uniform cores",
         "",
         LEGEND,
         "| family | n | r | d | split | matrix | float | gap | certified | q=min(n,r−1) "
-        "| q=min(n,r) | min-cut | CP ≤ | certified / bound | verdict | determined |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| q=min(n,r) | min-cut | CP ≤ | certified / bound | verdict | determined | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         bound = s.theorem_bound
@@ -134,7 +198,7 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
             f"| {s.family} | {s.n} | {s.r} | {s.d} | {s.split} | {s.rows}×{s.cols} | {float_text} "
             f"| {gap} | {_cell(s.certified)} | {_cell(s.bound_q_rm1)} | {_cell(s.bound_q_r)} "
             f"| {s.mincut} | {_cell(s.cp_upper)} | {ratio} | {s.verdict} "
-            f"| {'yes' if s.determined else 'no'} |"
+            f"| {'yes' if s.determined else 'no'} | {status_label(s, reach)} |"
         )
     total = len(summaries)
     determined = sum(s.determined for s in summaries)
@@ -146,6 +210,13 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
         f"**Summary.** {total} settings; the theorem's bound is certified in {holds} of the "
         f"{tested} settings it covers, violated in {violated}; the generic matricization rank "
         f"is determined (certified = min-cut) in {determined} of {total}.",
+    ]
+    counts = status_counts(summaries)
+    lines += [
+        "",
+        f"**Status.** {counts[STATUS_PROVED]} of {total} settings are proved for every even d "
+        f"(a closed-form witness meets the min-cut), {counts[STATUS_CERTIFIED]} are certified "
+        f"at the listed N only, {counts[STATUS_OPEN]} are open.",
     ]
     flagged = [(s, f) for s in summaries for f in s.flags]
     if flagged:
@@ -219,5 +290,84 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
                  fontsize=10)  # fmt: skip
     legend_rows = (len(labels) + 2) // 3
     fig.tight_layout(rect=(0, 0.03 + 0.25 * legend_rows / fig.get_figheight(), 1, 0.95))
+    atomic_save_figure(fig, path, dpi=110)
+    return path
+
+
+def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
+    """Write the at-a-glance figure: one panel per regime (n < r, n = r, r < n < r², n ≥ r²).
+
+    Every odd-even setting of tt, tt-shared and tt-uniform is drawn as a fraction of its
+    min-cut (1 = the min-cut, the most any tensor of the family can reach): the certified
+    rank as markers, the thesis's bound min(n,r−1)^(d/2) and the Khrulkov–Novikov–Oseledets
+    bound min(n,r)^(d/2) as thin lines, one per (n, r). Each panel's title says how many
+    of its settings are proved for every d and by which witness.
+
+    Parameters
+    ----------
+    rows
+        The rows of a ``ranks.csv`` (:func:`tensorrnn.ranks.lab.read_rows`).
+    path
+        Where to write the PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tensorrnn.ranks.bounds import WITNESS_FAMILIES
+
+    summaries = [s for s in summarize(rows)
+                 if s.split == "odd-even" and s.family in WITNESS_FAMILIES and s.d % 2 == 0]  # fmt: skip
+    fig, axes = plt.subplots(1, len(REGIMES), figsize=(15, 4.2), sharey=True, squeeze=False)
+    markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^"}
+    colors = {"tt": "tab:blue", "tt-shared": "tab:green", "tt-uniform": "tab:purple"}
+    offsets = {"tt": -0.2, "tt-shared": 0.0, "tt-uniform": 0.2}
+    for ax, reg in zip(axes[0], REGIMES, strict=True):
+        here = [s for s in summaries if regime(s.n, s.r) == reg]
+        ax.axhline(1.0, color="black", lw=1.5, label="min-cut (upper bound)")
+        if not here:
+            ax.set_title(f"{reg}\nno settings", fontsize=9)
+            ax.set_xticks([])
+            continue
+        for n, r in sorted({(s.n, s.r) for s in here}):
+            pts = sorted({(s.d, s.mincut, s.bound_q_rm1, s.bound_q_r) for s in here if (s.n, s.r) == (n, r)})
+            for col, style, color, label in ((2, "-", "tab:red", "thesis min(n,r−1)^(d/2)"),
+                                             (3, "--", "tab:orange", "KNO 2018 min(n,r)^(d/2)")):  # fmt: skip
+                line = [(p[0], p[col] / p[1]) for p in pts if p[col]]
+                if line:
+                    ax.plot(*zip(*line, strict=True), style, color=color, lw=0.8, alpha=0.5, label=label)
+        for family in WITNESS_FAMILIES:
+            pts = [(s.d + offsets[family], s.certified / s.mincut) for s in here
+                   if s.family == family and s.certified]  # fmt: skip
+            if pts:
+                ax.plot(*zip(*pts, strict=True), markers[family], color=colors[family], ms=4, mfc="none",
+                        label=f"{family} certified")  # fmt: skip
+        counts = status_counts(here)
+        kinds = sorted({s.witness for s in here if s.witness})
+        proved = f"{counts[STATUS_PROVED]}/{len(here)} proved for all d"
+        if kinds:
+            proved += f" ({', '.join(kinds)})"
+        rest = []
+        if counts[STATUS_CERTIFIED]:
+            rest.append(f"{counts[STATUS_CERTIFIED]} certified only")
+        if counts[STATUS_OPEN]:
+            rest.append(f"{counts[STATUS_OPEN]} open")
+        ax.set_title(f"{reg}: {proved}" + (f"\n{', '.join(rest)}" if rest else ""), fontsize=9)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("order d")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("rank / min-cut")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    fig.suptitle("Odd/even rank as a fraction of the min-cut, per regime: certified ranks "
+                 "(markers) sit at the min-cut; the theorems' bounds (lines) fall away with d",
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.08, 1, 0.93))
     atomic_save_figure(fig, path, dpi=110)
     return path
