@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Each sub-command module registers its commands on ``app`` when imported.
 from tensorrnn.cli import data as _data  # noqa: E402,F401
 from tensorrnn.cli import experiments as _experiments  # noqa: F401
+from tensorrnn.cli import generalized as _generalized  # noqa: F401
 from tensorrnn.cli import ranks as _ranks  # noqa: F401
 from tensorrnn.cli import witness as _witness  # noqa: F401
 from tensorrnn.cli.app import app
