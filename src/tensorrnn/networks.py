@@ -64,7 +64,8 @@ from tensorrnn.errors import ConfigError
 from tensorrnn.features import FeatureMap, extract_patches, make_feature_map, num_patches
 from tensorrnn.formats import CPTensor, TensorFormat, TTSharedTensor, TTTensor
 
-MODELS = ("cp", "tt", "tt-shared")
+MODELS = ("cp", "tt", "tt-shared", "relu-cp", "relu-tt", "relu-tt-shared")
+"""Network names; the ``relu-*`` ones are generalized networks (:mod:`tensorrnn.generalized`)."""
 SCHEDULES = ("sequential", "parallel")
 INITS = ("orthogonal", "identity", "gaussian")
 
@@ -599,11 +600,17 @@ class Classifier(nn.Module):
 
 
 def make_network(model: str, d: int, n: int, rank: int, n_classes: int, **kwargs: object) -> ScoreNetwork:
-    """Network by name: ``cp`` → CPNet, ``tt`` → TTNet, ``tt-shared`` → ``TTNet(shared=True)``.
+    """Network by name: ``cp`` → CPNet, ``tt`` → TTNet, ``tt-shared`` → ``TTNet(shared=True)``;
+    ``relu-cp``, ``relu-tt``, ``relu-tt-shared`` → the generalized networks with ξ = max(x, y, 0)
+    (:class:`~tensorrnn.generalized.GeneralizedCPNet`, :class:`~tensorrnn.generalized.GeneralizedTTNet`).
 
     ``kwargs`` (``init``, ``init_noise``, ``schedule``, ``eps``, ``generator``)
     go to the constructor.
     """
+    if model in MODELS and model.startswith("relu-"):
+        from tensorrnn.generalized import make_generalized  # imports this module: load it lazily
+
+        return make_generalized(model, d, n, rank, n_classes, **kwargs)
     if model == "cp":
         return CPNet(d, n, rank, n_classes, **kwargs)  # type: ignore[arg-type]
     if model in ("tt", "tt-shared"):
