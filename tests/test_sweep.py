@@ -1,8 +1,10 @@
 """Grids of runs: local and Ray executors agree, crashes are recorded, reruns skip."""
 
 import csv
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,13 +31,25 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return [{k: row[k] for k in STABLE} for row in csv.DictReader(handle)]
 
 
-def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path):
+def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path, monkeypatch):
     # Equal floats need equal torch thread counts: a reduction's order depends on them.
     plan = plan_sweep(GRID, "grid", tmp_path / "local")
     local = run_sweep(plan, jobs=2, threads=1, quiet=True)
     write_comparison_report(plan)
     pytest.importorskip("ray")
-    ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", threads=1, quiet=True)
+    # A Ray of its own (a short temp dir: Unix socket paths are short) and a home for the token
+    # that a new local Ray writes to ~/.ray; the runs' files travel as on a cluster
+    # (test_cluster_ray.py runs them on nodes that share no files with the driver).
+    ray_tmp = Path(tempfile.mkdtemp(prefix="trr-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", threads=1,
+                            quiet=True)  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     rows = read_csv(local / "results.csv")
     with (local / "results.csv").open() as handle:
         assert {row["patch"] for row in csv.DictReader(handle)} == {"1"}

@@ -11,6 +11,7 @@ checkpoint, a crashed one is recorded with its error in ``error.json`` and in
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -164,26 +165,17 @@ def _run_local(
 
 
 def _run_ray(
-    tasks: list[tuple[dict, str]], address: str | None, threads: int, progress: Callable[[], None]
-) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("the ray executor needs Ray: pip install 'tensorrnn[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)  # fmt: skip
-    remote = ray.remote(num_cpus=threads)(_execute)
-    pending = [remote.remote(c, str(Path(f).resolve()), threads) for c, f in tasks]
-    try:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            ray.get(done)
-            progress()
-    finally:
-        if started_here:
-            ray.shutdown()
+    tasks: list[tuple[dict, str]], address: str | None, threads: int, progress: Callable[[], None],
+    *, storage: str | None = None, sweep_name: str = "sweep", quiet: bool = False,
+) -> list[str]:  # fmt: skip
+    """Ray tasks whose files come home into the driver's run folders (:mod:`tensorrnn.cluster`).
+
+    Returns the outcomes that could not be recorded in any file (raised after ``results.csv``).
+    """
+    from tensorrnn.cluster import run_on_ray
+
+    return run_on_ray(tasks, address, threads, progress, storage=storage, sweep_name=sweep_name,
+                      quiet=quiet)  # fmt: skip
 
 
 def run_sweep(
@@ -194,6 +186,7 @@ def run_sweep(
     threads: int | None = None,
     address: str | None = None,
     quiet: bool = False,
+    storage: str | None = None,
 ) -> Path:
     """Run every unfinished grid point, write ``results.csv`` and return the sweep folder.
 
@@ -204,6 +197,11 @@ def run_sweep(
     by ``jobs`` for the local executor, 1 for Ray); on cores shared with other
     work, 1 is often fastest. Float results are identical across executors only
     at equal thread counts (the order of a reduction depends on it).
+
+    With ``executor="ray"`` no file system is assumed shared: each run's files
+    travel to its node and back into ``out`` (``tensorrnn.cluster``); ``storage``
+    (a folder every node mounts, or a ``pyarrow.fs`` URI) also keeps each epoch's
+    checkpoint, so a run whose node is lost continues from it.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; choose local or ray")
@@ -211,6 +209,23 @@ def run_sweep(
         raise ConfigError(f"--jobs {jobs} must be at least 1")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads {threads} must be at least 1")
+    if storage is not None and executor != "ray":
+        raise ConfigError("--storage keeps checkpoints where every Ray node reaches them; "
+                          "use it with --executor ray")  # fmt: skip
+    cluster: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if executor == "ray":
+        from tensorrnn.cluster import ray_session
+
+        # Connected (or refused in seconds) before any folder or output exists.
+        cluster = ray_session(address, threads or 1, storage=storage, quiet=quiet)
+    with cluster:
+        return _run_grid(plan, executor, jobs, threads, address, quiet, storage)
+
+
+def _run_grid(
+    plan: SweepPlan, executor: str, jobs: int, threads: int | None, address: str | None, quiet: bool,
+    storage: str | None,
+) -> Path:  # fmt: skip
     plan.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(plan.out / "plan.json", {
         "name": plan.name, "axes": list(plan.axes), "runs": [r.name for r in plan.runs],
@@ -224,13 +239,19 @@ def run_sweep(
     if not quiet:
         print(f"{plan.name}: {len(plan.runs) - len(tasks)} of {len(plan.runs)} runs already finished")
     bar = tqdm(total=len(tasks), desc=plan.name, unit="run", disable=quiet)
+    unrecorded: list[str] = []
     if executor == "local":
         _run_local(tasks, jobs, threads, bar.update)
     else:
-        _run_ray(tasks, address, threads or 1, bar.update)
+        unrecorded = _run_ray(tasks, address, threads or 1, bar.update, storage=storage,
+                              sweep_name=plan.name, quiet=quiet)  # fmt: skip
     bar.close()
     rows = collect_results(plan)
     write_results_csv(rows, plan)
+    if unrecorded:
+        from tensorrnn.cluster import raise_unrecorded
+
+        raise_unrecorded(unrecorded)
     failed = [r for r in rows if r["status"] == "failed"]
     if failed and not quiet:
         print(f"{len(failed)} run(s) failed; see error.json in their folders and results.csv")

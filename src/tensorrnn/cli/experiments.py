@@ -132,25 +132,34 @@ def compare_command(
     config: Path = typer.Option(..., "--config", help="YAML grid: keys as in `train`, lists are axes."),
     executor: str = typer.Option("local", help="local (worker processes) or ray."),
     jobs: int = typer.Option(1, help="Worker processes of the local executor."),
-    threads: int = typer.Option(None, help="Torch threads per local run (default: cores / jobs)."),
-    address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
+    threads: int = typer.Option(None, help="Torch threads (Ray: CPUs) per run (default: cores / jobs "
+                                "locally, 1 on Ray)."),
+    address: str = typer.Option(None, help="Ray head HOST:PORT (default: start a local Ray). Checked "
+                                "first: a bad address fails in seconds."),
+    storage: str = typer.Option(None, help="Ray only: a folder every node mounts, or a pyarrow.fs URI "
+                                "(s3://...), for each epoch's checkpoint; a run whose node is lost "
+                                "continues from it. Results always come home to the sweep folder."),
     out: Path = typer.Option(None, help="Sweep folder (default: the config's `out`, or results/<name>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run a grid of runs (datasets × models × ranks × seeds × ...), resumably.
 
     Writes results.csv, report.md and figures into the sweep folder; finished runs
-    are skipped when the command is run again.
+    are skipped when the command is run again. On a Ray cluster each run's files
+    come back into the sweep folder on this machine; no shared file system is needed.
 
     Example:
 
         tensorrnn compare --config configs/quick.yaml --jobs 2
+
+        tensorrnn compare --config configs/quick.yaml --executor ray --address 10.0.0.5:6379
     """
     from tensorrnn.report import write_comparison_report
     from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
     plan = plan_sweep(load_config_file(config), str(config), out)
-    folder = run_sweep(plan, executor=executor, jobs=jobs, threads=threads, address=address, quiet=quiet)
+    folder = run_sweep(plan, executor=executor, jobs=jobs, threads=threads, address=address,
+                       quiet=quiet, storage=storage)  # fmt: skip
     write_comparison_report(plan)
     typer.echo(f"wrote {folder / 'results.csv'} and {folder / 'report.md'}")
 
