@@ -590,10 +590,11 @@ def run_rank_sweep(
         for row in fresh.values():
             store.append(row)
 
-    from tensorrnn.ranks.report import write_plot, write_table
+    from tensorrnn.ranks.report import write_plot, write_status_figure, write_table
 
     write_table(store.rows, out / "ranks.md")
     write_plot(store.rows, out / "ranks.png")
+    write_status_figure(store.rows, out / "ranks_status.png")
     return out
 
 
