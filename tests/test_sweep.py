@@ -132,3 +132,14 @@ def test_points_vary_settings_together_and_label_budgets(tmp_path: Path):
         plan_sweep({**grid, "model": ["tt", "cp"]}, "grid", tmp_path)
     with pytest.raises(ConfigError, match="points must be a non-empty list"):
         plan_sweep({**grid, "points": []}, "grid", tmp_path)
+
+
+def test_an_empty_axis_value_stays_its_own_grid_point(tmp_path: Path):
+    from tensorrnn.report import summarize
+    from tensorrnn.sweep import collect_results
+
+    grid = {**GRID, "model": "tt", "rank": 2, "points": [{"clip_grad": 1.0}, {"clip_grad": None}]}
+    plan = plan_sweep(grid, "grid", tmp_path)
+    rows = collect_results(plan)
+    assert [r["clip_grad"] for r in rows] == [1.0, "null"]
+    assert len(summarize(rows, plan.axes)) == 2

@@ -268,7 +268,10 @@ def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
     rows = []
     for run in plan.runs:
         folder = plan.out / "runs" / run.name
-        row: dict[str, Any] = {"run": run.name, **run.axes}
+        # An empty value (clip_grad: null) is written "null", not "", so that it
+        # stays a grid point of its own in every table read back from the CSV.
+        axes = {k: "null" if v is None else v for k, v in run.axes.items()}
+        row: dict[str, Any] = {"run": run.name, **axes}
         row.setdefault("dataset", run.config.dataset)
         row.setdefault("model", run.config.model)
         row.setdefault("rank", run.config.rank)
