@@ -20,18 +20,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-TARGETS = [  # (sweep folder, dataset, model, target mean test accuracy, issue)
-    ("fashion_targets", "fashion-mnist", "tt", 0.90, 5),
-    ("fashion_targets", "fashion-mnist", "tt-shared", 0.89, 5),
-    ("mnist10k_targets", "mnist-10k", "tt", 0.96, 5),
-    ("matched_budgets_fashion", "fashion-mnist", "tt", 0.910, 11),
-    ("matched_budgets_fashion", "fashion-mnist", "tt-shared", 0.905, 11),
-    ("matched_budgets_mnist", "mnist", "tt", 0.990, 11),
-    ("matched_budgets_mnist", "mnist", "tt-shared", 0.988, 11),
-    ("long_chains_quick", "fashion-mnist", "tt-shared", 0.85, 12),
+TARGETS = [  # (sweep folder, dataset, model, target mean test accuracy, issue, patch or None)
+    ("fashion_targets", "fashion-mnist", "tt", 0.90, 5, None),
+    ("fashion_targets", "fashion-mnist", "tt-shared", 0.89, 5, None),
+    ("mnist10k_targets", "mnist-10k", "tt", 0.96, 5, None),
+    ("matched_budgets_fashion", "fashion-mnist", "tt", 0.910, 11, None),
+    ("matched_budgets_fashion", "fashion-mnist", "tt-shared", 0.905, 11, None),
+    ("matched_budgets_mnist", "mnist", "tt", 0.990, 11, None),
+    ("matched_budgets_mnist", "mnist", "tt-shared", 0.988, 11, None),
+    ("long_chains_quick", "fashion-mnist", "tt-shared", 0.85, 12, 4),
+    ("long_chains_targets", "fashion-mnist", "tt-shared", 0.895, 12, 4),
+    ("long_chains_targets", "fashion-mnist", "tt", 0.90, 12, 4),
+    ("long_chains_targets", "mnist", "tt-shared", 0.985, 12, 2),
+    ("long_chains_targets", "mnist", "tt-shared", 0.980, 12, 1),
 ]
 SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "matched_budgets_mnist",
-          "khrulkov2018_mnist", "long_chains_quick", "long_chains_ablation")
+          "khrulkov2018_mnist", "long_chains_quick", "long_chains_ablation", "long_chains_targets")
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}
@@ -68,11 +72,13 @@ def _rows(sweep: str) -> tuple[list[dict[str, str]], list[str]]:
 def targets_table() -> str:
     from tensorrnn.report import summarize
 
-    lines = ["| issue | sweep | data set | model | target | best mean test accuracy | seeds | rank | "
-             "s / epoch | met |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for sweep, dataset, model, target, issue in TARGETS:
+    lines = ["| issue | sweep | data set | d | model | target | best mean test accuracy | seeds | rank | "
+             "s / epoch | met |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for sweep, dataset, model, target, issue, patch in TARGETS:
         rows, axes = _rows(sweep)
-        head = f"| {issue} | {sweep} | {dataset} | {model} | {100 * target:.1f} % |"
+        rows = [r for r in rows if patch is None or r.get("patch") == str(patch)]
+        d = {None: "16", 4: "49", 2: "196", 1: "784"}[patch] if dataset != "mnist-10k" else "16"
+        head = f"| {issue} | {sweep} | {dataset} | {d} | {model} | {100 * target:.1f} % |"
         cands = [s for s in summarize(rows, axes) if s["dataset"] == dataset and s["model"] == model
                  and s["finished"]]  # fmt: skip
         if not cands:
