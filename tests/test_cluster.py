@@ -191,6 +191,19 @@ def test_storage_keeps_the_checkpoint_and_a_retry_continues_from_the_newest(tmp_
     assert "holds a run with another config" in json.loads(other["files"]["error.json"])["error"]
 
 
+def test_storage_by_uri_goes_through_pyarrow_fs(tmp_path: Path, finished_run: Path):
+    pytest.importorskip("pyarrow.fs")
+    store = cluster.Storage(f"file://{tmp_path}/bucket")
+    assert store.read("grid/x/checkpoint.pt") is None
+    store.write("grid/x/checkpoint.pt", b"one")
+    store.write("grid/x/checkpoint.pt", b"two")
+    assert store.read("grid/x/checkpoint.pt") == b"two"
+    assert [p.name for p in (tmp_path / "bucket/grid/x").iterdir()] == ["checkpoint.pt"]
+    outcome = _on_node(tmp_path / "tt-rank2", RUN, storage=f"file://{tmp_path}/bucket", storage_key="g/r")
+    assert outcome["status"] == "finished"
+    assert (tmp_path / "bucket/g/r/checkpoint.pt").read_bytes() == outcome["files"]["checkpoint.pt"]
+
+
 def test_storage_must_be_absolute_or_a_uri_and_only_for_ray(tmp_path: Path):
     with pytest.raises(ConfigError, match="absolute folder that every node mounts"):
         check_storage("relative/folder")

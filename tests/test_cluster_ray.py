@@ -74,7 +74,11 @@ def _processes() -> dict[int, tuple[int, str, str, str]]:
 def _tree(marker: str) -> set[tuple[int, str]]:
     """(pid, start time) of the processes whose command line holds ``marker``, and their descendants."""
     table = _processes()
-    found = {pid for pid, (_, _, _, command) in table.items() if marker in command}
+    mine, pid = set(), os.getpid()  # this process and its ancestors are never in a node's tree
+    while pid in table and pid not in mine:
+        mine.add(pid)
+        pid = table[pid][0]
+    found = {pid for pid, (_, _, _, command) in table.items() if marker in command} - mine
     grew = True
     while grew:
         children = {pid for pid, (parent, *_) in table.items() if parent in found} - found
@@ -356,6 +360,24 @@ def test_a_token_cluster_is_reached_with_any_token_place_and_refused_without(
                           timeout=60)  # fmt: skip
     assert done.returncode == 2 and time.monotonic() - started < 10, done.stderr
     assert done.stderr.strip().count("\n") == 0 and "no token was found" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_driver_on_no_node_of_the_cluster_fails_fast(cluster, tmp_path: Path):
+    """Ray needs a node on the driver's machine; without one it waits 60 s. A PID namespace of its
+    own hides this machine's raylets from the driver, as another machine would."""
+    if subprocess.run(["unshare", "-p", "-m", "--fork", "--mount-proc", "true"], capture_output=True,
+                      timeout=10).returncode != 0:  # fmt: skip
+        pytest.skip("unshare -p is not permitted here")
+    config = _write(tmp_path / "g.yaml", {**GRID, "model": "tt", "rank": 2})
+    started = time.monotonic()
+    done = subprocess.run(["unshare", "-p", "-m", "--fork", "--mount-proc", *TENSORRNN, "compare", "--config",
+                           str(config), "--executor", "ray", "--address", cluster.address, "--out",
+                           str(tmp_path / "out")],
+                          env=_driver_env(cluster), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and time.monotonic() - started < 10, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "no node of that Ray cluster" in done.stderr, done.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -361,15 +361,49 @@ except Exception as error:
 try:
     client = GcsClient(address=sys.argv[1])
     client.internal_kv_get(b"session_name", b"session", timeout=2)
-    print(json.dumps({"outcome": "ok"}))
 except AuthenticationError as error:
     print(json.dumps({"outcome": "auth", "detail": str(error).splitlines()[0]}))
 except Exception as error:
     print(json.dumps({"outcome": "error", "detail": f"{type(error).__name__}: {error}".splitlines()[0]}))
+else:
+    answer = {"outcome": "ok"}
+    try:  # a driver needs a node of the cluster on its machine (else Ray waits 60 s, then fails)
+        from ray._private.services import find_node_ids
+        from ray.core.generated.gcs_pb2 import GcsNodeInfo
+        alive = {key.hex() for key, info in client.get_all_node_info(timeout=2).items()
+                 if info.state == GcsNodeInfo.ALIVE}
+        answer["local_node"] = bool(alive & set(find_node_ids()))
+    except Exception:
+        pass  # unknown: ray.init decides
+    print(json.dumps(answer))
 """
 
 
-def _probe_gcs(address: str, timeout: float, env: Mapping[str, str]) -> dict[str, str]:
+def _answers_grpc(host: str, port: int) -> bool | None:
+    """Whether the port speaks HTTP/2 (gRPC, as a Ray head's GCS does); ``None``: no answer in time.
+
+    The client's connection preface and an empty SETTINGS frame; an HTTP/2 server answers
+    with its own SETTINGS frame (type 4) at once.
+    """
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as connection:
+            connection.settimeout(CONNECT_TIMEOUT_S)
+            connection.sendall(preface)
+            header = b""
+            while len(header) < 9:
+                chunk = connection.recv(9 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+    except TimeoutError:
+        return None
+    except OSError:
+        return False
+    return header[3] == 4
+
+
+def _probe_gcs(address: str, timeout: float, env: Mapping[str, str]) -> dict[str, Any]:
     try:
         done = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
                               timeout=timeout, env=dict(env))  # fmt: skip
@@ -385,10 +419,12 @@ def _probe_gcs(address: str, timeout: float, env: Mapping[str, str]) -> dict[str
 def check_address(address: str) -> dict[str, str]:
     """Make sure a Ray head answers at ``address``; return environment settings it needs.
 
-    Raises :class:`ConfigError` within about ``CONNECT_TIMEOUT_S + 2 * PROBE_TIMEOUT_S / 2``
-    seconds when the port refuses or does not answer, answers but is no Ray head,
-    or wants a token that is missing or wrong. Returns ``{"RAY_AUTH_MODE": "token"}``
-    when the cluster uses token authentication and ``RAY_AUTH_MODE`` was not set.
+    Raises :class:`ConfigError` when the port refuses, does not answer or is no gRPC
+    server (within ``2 * CONNECT_TIMEOUT_S``); when it is no Ray head, the cluster
+    wants a token that is missing or wrong, or this machine runs no node of the
+    cluster (within ``PROBE_TIMEOUT_S`` more, twice that with a token). Returns
+    ``{"RAY_AUTH_MODE": "token"}`` when the cluster uses token authentication and
+    ``RAY_AUTH_MODE`` was not set.
     """
     host, port = split_address(address)
     try:
@@ -401,6 +437,12 @@ def check_address(address: str) -> dict[str, str]:
         ) from None
     if address.startswith("ray://"):
         return {}  # Ray Client: its server speaks another protocol; ray.init reports its errors
+    grpc = _answers_grpc(host, port)
+    if not grpc:
+        what = "nothing answered within" if grpc is None else "it is no gRPC server, as a Ray head is"
+        seconds = f" {CONNECT_TIMEOUT_S:.0f} s" if grpc is None else ""
+        raise ConfigError(f"--address {address}: the port accepts connections but {what}{seconds}; give "
+                          "the head's GCS port (`ray start --head --port`, 6379 by default)")  # fmt: skip
     mode = os.environ.get("RAY_AUTH_MODE")
     budget = PROBE_TIMEOUT_S
     probe = _probe_gcs(address, budget, os.environ)
@@ -416,6 +458,7 @@ def check_address(address: str) -> dict[str, str]:
             raise ConfigError(f"--address {address}: the Ray cluster rejected the token from {source}; "
                               "use the head's token (`ray get-auth-token` there)")  # fmt: skip
         if probe["outcome"] == "ok":
+            _require_local_node(address, probe)
             return {"RAY_AUTH_MODE": "token"}
     if probe["outcome"] == "auth":
         raise ConfigError(
@@ -431,7 +474,17 @@ def check_address(address: str) -> dict[str, str]:
         detail = probe.get("detail", "no answer")
         raise ConfigError(f"--address {address}: no Ray head there ({detail}); give the head's GCS "
                           "port (`ray start --head --port`, 6379 by default)")  # fmt: skip
+    _require_local_node(address, probe)
     return {}
+
+
+def _require_local_node(address: str, probe: Mapping[str, Any]) -> None:
+    if probe.get("local_node") is False:
+        raise ConfigError(
+            f"--address {address}: this machine is no node of that Ray cluster, and a driver must run "
+            f"on one; run tensorrnn compare on the head, or first join this machine with "
+            f"`ray start --address {address} --num-cpus 0`"
+        )
 
 
 def _enable_token_mode() -> None:
@@ -449,12 +502,14 @@ def _connect(address: str | None, quiet: bool) -> None:
     """``ray.init`` with a checked address (token mode switched on where the cluster needs it)."""
     import logging
 
-    import ray
-
     target = address or os.environ.get("RAY_ADDRESS")  # ray.init(address=None) honours it too
-    if target not in (None, "", "auto"):
-        if check_address(target).get("RAY_AUTH_MODE") == "token":
-            _enable_token_mode()
+    needs = check_address(target) if target not in (None, "", "auto") else {}
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray: pip install 'tensorrnn[ray]'") from None
+    if needs.get("RAY_AUTH_MODE") == "token":
+        _enable_token_mode()
     try:
         ray.init(address=address, log_to_driver=False, ignore_reinit_error=True,
                  logging_level=logging.WARNING if quiet else logging.INFO,
@@ -483,14 +538,12 @@ def ray_session(
     Everything a user can get wrong is checked on entry, in seconds: the storage
     location, the address, the token, a node large enough for ``threads``.
     """
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("the ray executor needs Ray: pip install 'tensorrnn[ray]'") from None
     check_storage(storage)
-    started_here = not ray.is_initialized()
+    ray = sys.modules.get("ray")
+    started_here = ray is None or not ray.is_initialized()
     if started_here:
-        _connect(address, quiet)
+        _connect(address, quiet)  # checks the address before Ray is even imported
+    import ray
     try:
         _check_capacity(ray, threads, address)
         yield
