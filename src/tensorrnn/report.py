@@ -359,18 +359,27 @@ def _network_sections(compare_dir: Path) -> list[dict[str, Any]]:
 
 
 COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
-BUDGET_SWEEPS = ("matched_budgets_fashion", "matched_budgets_mnist")
+# (sweep, supplement with the recurrent families under the orthogonal start or None)
+BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal"),
+                 ("matched_budgets_mnist", None))  # fmt: skip
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
 
 
 def evidence_sections(results: Path = COMMITTED_RESULTS) -> list[dict[str, Any]]:
     """The committed matched-budget comparisons (3 seeds, full data), where present."""
     sections = []
-    for name in BUDGET_SWEEPS:
+    for name, supplement in BUDGET_SWEEPS:
         folder = results / name
         if not (folder / "results.csv").exists():
             continue
-        with (folder / "results.csv").open() as handle:
-            rows = list(csv.DictReader(handle))
+        rows = _read_rows(folder / "results.csv")
+        if supplement and (results / supplement / "results.csv").exists():
+            extra = _read_rows(results / supplement / "results.csv")
+            rows += [{**r, "model": f"{MODEL_NAMES[r['model']]} (orthogonal start)"} for r in extra]
         table, sentences = budget_comparison(rows)
         if not sentences:
             continue
