@@ -394,3 +394,39 @@ def test_relu_long_chain_is_finite_in_float32(model: str):
     assert torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in clf.parameters())
+
+
+@pytest.mark.parametrize("xi", ["relu", "max"])
+def test_balanced_instances_are_the_shared_rnn_with_cores_over_f(xi: str):
+    """``balanced:K`` returns the exact integer computation of the RNN with cores 𝒢/f after the
+    first: its grid is f^(T−1) times that RNN's, and the RNN's middle inputs are shared."""
+    from tensorrnn.generalized import balance_factor
+
+    s = GridSetting(xi, True, 3, 2, 3, 5, "balanced:2")
+    values, cores = random_instance(s, 4)
+    f = balance_factor(2, 2, 3)
+    assert f == 3  # round(sqrt(2·3/3 · 2·3)) = round(3.46)
+    inputs = [a / f ** max(t - 1, 0) for t, a in enumerate(values)]
+    assert all(torch.equal(inputs[t], inputs[1]) for t in range(1, 4))  # shared: one middle input
+    rational = [cores[0]] + [c / f for c in cores[1:]]
+    exact = tt_grid(xi, values, cores, exact=True)
+    torch.testing.assert_close(exact.double() / f ** (s.T - 1), tt_grid(xi, inputs, rational),
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+    with pytest.raises(ConfigError, match="homogeneous"):
+        measure_instance(GridSetting("softplus", True, 3, 2, 3, 5, "balanced:2"), 0)
+
+
+def test_grids_modulo_p_are_the_exact_grids_reduced():
+    """x² + y² and the product: Γ mod p from residues equals the exact integer Γ reduced."""
+    from tensorrnn.generalized import tt_grid_mod
+
+    for xi in ("sqsum", "product"):
+        s = GridSetting(xi, True, 2, 2, 3, 4, "int:1")
+        values, cores = random_instance(s, 3)
+        exact = tt_grid(xi, values, cores, exact=True)
+        assert torch.equal(tt_grid_mod(xi, values, cores, 1009), torch.remainder(exact, 1009))
+    with pytest.raises(ConfigError, match="polynomial"):
+        tt_grid_mod("relu", values, cores, 1009)
+    # Past 2^62 (x² + y² at T = 6): the laboratory certifies through the residues.
+    row = measure_instance(GridSetting("sqsum", True, 2, 2, 3, 6, "int:3"), 0)
+    assert row["exact_rank"] is not None and row["exact_rank"] >= 1 and row["max_abs"] > 2.0**62

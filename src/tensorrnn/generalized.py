@@ -654,6 +654,38 @@ def cp_grid(xi: str | Xi, values: Sequence[torch.Tensor], weights: torch.Tensor)
     return (p @ weights).reshape((M,) * len(values) + (weights.shape[1],))
 
 
+POLYNOMIAL = ("product", "sqsum")
+"""ξ built from ``+`` and ``×`` only: their grids can be computed modulo a prime."""
+
+
+def tt_grid_mod(xi: str | Xi, values: Sequence[torch.Tensor], cores: Sequence[torch.Tensor],
+                p: int) -> torch.Tensor:  # fmt: skip
+    """``Γ mod p`` (int64, entries in ``[0, p)``) of an integer generalized TT with a
+    polynomial ξ (product, sqsum), reducing after every operation.
+
+    ``(Γ mod p)`` has the rank over GF(p) that :func:`tt_grid`'s exact integers
+    would give, without the integers: x² + y² squares them every step (about
+    ``2^384`` at T = 6). Needs ``p < 2^21`` so that a contraction of ``L·r`` products
+    of residues stays below 2^63 for ``L·r ≤ 2^20``.
+    """
+    xi = get_xi(xi)
+    if xi.name not in POLYNOMIAL:
+        raise ConfigError(f"xi={xi.name} is not a polynomial; grids modulo p need {' or '.join(POLYNOMIAL)}")
+    if not 2 <= p < 2**21:
+        raise ConfigError(f"prime {p} must be below 2^21 for grids modulo p")
+    M, T = values[0].shape[0], len(values)
+    vals = [torch.remainder(a.round().to(torch.int64), p) for a in values]
+    cs = [torch.remainder(g.round().to(torch.int64), p) for g in cores]
+    states = torch.remainder(xi.first(vals[0]), p) @ cs[0][:, 0, :] % p
+    for a, g in zip(vals[1:], cs[1:], strict=True):
+        L, r_prev, r_next = g.shape
+        if L * r_prev > 2**20:
+            raise SizeError(f"L·r = {L * r_prev} products per entry could pass 2^63 modulo {p}")
+        z = torch.remainder(xi.combine(a[None, :, :, None], states[:, None, None, :]), p)
+        states = z.reshape(-1, L * r_prev) @ g.reshape(L * r_prev, r_next) % p
+    return states.reshape((M,) * T + (states.shape[-1],))
+
+
 def odd_even(grid: torch.Tensor) -> torch.Tensor:
     """Odd/even matricization of ``(M,)*T``: rows ``(i_1, i_3, …)``, columns ``(i_2, i_4, …)``."""
     T, M = grid.ndim, grid.shape[0]
@@ -716,15 +748,18 @@ def rank_one_factors(xi: str | Xi, grid: torch.Tensor) -> tuple[float, list[torc
 # Random instances and one measurement
 # --------------------------------------------------------------------------- #
 
-WEIGHTS_HELP = "int:K (integers in [-K, K], exact ranks), nonneg:K (cores in [0, K]), gauss (N(0, 1))"
+WEIGHTS_HELP = ("int:K (integers in [-K, K]), balanced:K (the same with cores / f, states as large as "
+                "inputs), nonneg:K (cores in [0, K]), gauss (inputs N(0, 1), cores N(0, 1/fan-in))")
+HOMOGENEOUS = ("product", "relu", "max")
+"""ξ with ``ξ(c·x, c·y) = c^k ξ(x, y)`` for ``c > 0``: ``balanced`` instances are exact for them."""
 
 
 def parse_weights(text: str) -> tuple[str, int]:
-    """``"int:3"`` → ``("int", 3)``, ``"nonneg:3"``, ``"gauss"`` → ``("gauss", 0)``."""
+    """``"int:3"`` → ``("int", 3)``, ``"balanced:3"``, ``"nonneg:3"``, ``"gauss"`` → ``("gauss", 0)``."""
     kind, _, k = str(text).partition(":")
     if kind == "gauss" and not k:
         return "gauss", 0
-    if kind in ("int", "nonneg") and k.isdigit() and int(k) >= 1:
+    if kind in ("int", "balanced", "nonneg") and k.isdigit() and int(k) >= 1:
         return kind, int(k)
     raise ConfigError(f"weights {text!r} not understood; use {WEIGHTS_HELP}")
 
@@ -778,7 +813,9 @@ class GridSetting:
 def check_setting(s: GridSetting) -> GridSetting:
     """Validate a setting; a :class:`ConfigError` names the value and the allowed range."""
     get_xi(s.xi)
-    parse_weights(s.weights)
+    if parse_weights(s.weights)[0] == "balanced" and s.xi not in HOMOGENEOUS:
+        raise ConfigError(f"weights {s.weights} need a positively homogeneous xi ({', '.join(HOMOGENEOUS)}); "
+                          f"xi={s.xi} is not")  # fmt: skip
     for name, value, low in (("R (hidden width)", s.rank, 1), ("L (input width)", s.width, 1),
                              ("M (templates)", s.M, 2), ("T (length)", s.T, 2)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -802,8 +839,20 @@ def random_instance(s: GridSetting, seed: int) -> tuple[list[torch.Tensor], list
     """Input values ``A_t`` ``(M, L)`` and cores ``𝒢^(t)`` of a random generalized RNN.
 
     Shared: one ``(A, 𝒢)`` at positions ``2 … T−1``; first and last their own. One
-    scalar output (``r_T = 1``). ``int:K``: integers uniform in ``[−K, K]``;
-    ``nonneg:K``: values in ``[−K, K]`` and cores in ``[0, K]``; ``gauss``: ``N(0, 1)``.
+    scalar output (``r_T = 1``).
+
+    * ``int:K``: integers uniform in ``[−K, K]``. The state then grows like
+      ``(σ_K √(L·R))^t`` (``σ_K² = K(K+1)/3``) while the inputs stay at ``σ_K``, so
+      late inputs rarely win a maximum.
+    * ``balanced:K``: the RNN whose cores after the first are ``𝒢^(t) / f``,
+      ``f = round(σ_K √(L·R))``, so that states stay as large as inputs. For a
+      positively homogeneous ξ (product, relu, max) its grid tensor is
+      ``f^{−(T−1)}`` times the integer one with inputs ``f^{t−2} A_t`` at positions
+      ``t ≥ 2``: that integer computation is returned, exact, and shared cores
+      stay shared (the multipliers belong to the computation, not the RNN).
+    * ``nonneg:K``: values in ``[−K, K]``, cores in ``[0, K]``.
+    * ``gauss``: inputs ``N(0, 1)``, cores ``N(0, 1/(L·r_{t−1}))`` (fan-in: states
+      stay of the inputs' size). Float ranks only.
     """
     kind, k = parse_weights(s.weights)
     gen = torch.Generator().manual_seed(int(seed))
@@ -811,7 +860,8 @@ def random_instance(s: GridSetting, seed: int) -> tuple[list[torch.Tensor], list
 
     def draw(shape: tuple[int, ...], core: bool) -> torch.Tensor:
         if kind == "gauss":
-            return torch.randn(shape, generator=gen, dtype=torch.float64)
+            scale = 1.0 / math.sqrt(shape[0] * shape[1]) if core else 1.0
+            return scale * torch.randn(shape, generator=gen, dtype=torch.float64)
         low = 0 if core and kind == "nonneg" else -k
         return torch.randint(low, k + 1, shape, generator=gen).to(torch.float64)
 
@@ -821,7 +871,15 @@ def random_instance(s: GridSetting, seed: int) -> tuple[list[torch.Tensor], list
     if s.shared:  # positions 2 … T−1 reuse the middle pair
         values = [values[0]] + [values[1]] * (T - 2) + [values[2]]
         cores = [cores[0]] + [cores[1]] * (T - 2) + [cores[2]]
+    if kind == "balanced":
+        f = balance_factor(k, L, R)
+        values = [a * float(f ** max(t - 1, 0)) for t, a in enumerate(values)]
     return values, cores
+
+
+def balance_factor(k: int, width: int, rank: int) -> int:
+    """``f = round(σ_K √(L·R))`` with ``σ_K² = K(K+1)/3``, the variance of a uniform integer in [−K, K]."""
+    return max(1, round(math.sqrt(k * (k + 1) / 3 * width * rank)))
 
 
 def rank_one_relu_instance(
@@ -870,8 +928,11 @@ def measure_instance(
 ) -> dict[str, Any]:
     """Grid tensor, odd/even ranks, shallow bound and rank-1 test of one instance.
 
-    ``exact`` runs where :attr:`GridSetting.exact_possible` (rank over GF(p) of the
-    exact integer grid: a certified lower bound on the rank over Q); ``float`` is
+    ``exact`` runs where :attr:`GridSetting.exact_possible`: the rank over GF(p) of
+    the exact integer grid, a certified lower bound on its rank over Q. Past 2^62
+    (x² + y² squares its integers every step) a polynomial ξ is computed modulo
+    ``p`` instead (:func:`tt_grid_mod`; the rank of ``Γ mod p`` is the same
+    certificate), relu and max fall back to float64; ``float`` is
     the SVD rank with its gap. The shallow bound uses the exact rank when there is
     one, else the float rank.
     """
@@ -879,10 +940,19 @@ def measure_instance(
     from tensorrnn.ranks.numerical import numerical_rank
 
     start = time.perf_counter()
+    check_setting(s)
     xi = get_xi(s.xi)
     values, cores = instance if instance is not None else random_instance(s, seed)
     exact = s.exact_possible
-    grid = tt_grid(xi, values, cores, exact=exact)[..., 0]
+    p = DEFAULT_PRIME if prime is None else prime
+    residues = None  # Γ mod p, when Γ itself is past 2^62 but ξ is a polynomial
+    try:
+        grid = tt_grid(xi, values, cores, exact=exact)[..., 0]
+    except SizeError:
+        exact = False
+        grid = tt_grid(xi, values, cores)[..., 0]
+        if xi.name in POLYNOMIAL:  # x² + y² squares its integers every step: exact mod p
+            residues = tt_grid_mod(xi, values, cores, p)[..., 0]
     matrix = odd_even(grid)
     row: dict[str, Any] = {
         "xi": s.xi, "cores": s.cores, "rank": s.rank, "width": s.width, "M": s.M, "T": s.T,
@@ -891,7 +961,9 @@ def measure_instance(
     }  # fmt: skip
     ex = None
     if "exact" in methods and exact:
-        ex = exact_rank(matrix.numpy(), DEFAULT_PRIME if prime is None else prime, engine)  # type: ignore[arg-type]
+        ex = exact_rank(matrix.numpy(), p, engine)  # type: ignore[arg-type]
+    elif "exact" in methods and residues is not None:
+        ex = exact_rank(odd_even(residues).numpy(), p, engine)  # type: ignore[arg-type]
     row["exact_rank"] = ex
     fl = numerical_rank(matrix.to(torch.float64)) if "float" in methods else None
     row["float_rank"] = None if fl is None else fl.rank
