@@ -19,6 +19,9 @@ MODEL_STYLE = {
     "cp": ("tab:gray", "D", "CP (shallow)"),
     "tt": ("tab:blue", "o", "TT (distinct cores)"),
     "tt-shared": ("tab:red", "s", "TT (shared core)"),
+    "relu-cp": ("tab:olive", "D", "ReLU CP (shallow)"),
+    "relu-tt": ("tab:cyan", "o", "ReLU TT (distinct cores)"),
+    "relu-tt-shared": ("tab:pink", "s", "ReLU TT (shared core)"),
 }
 FIGURES = ("accuracy_vs_rank.png", "accuracy_vs_parameters.png", "training_curves.png")
 
@@ -46,7 +49,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[di
             "test_mean": acc[0], "test_std": acc[1], "parameters": params[0] if params else None,
             "sec_per_epoch": spe[0], "sec_std": spe[1],
         })  # fmt: skip
-    order = {"cp": 0, "tt": 1, "tt-shared": 2}
+    order = {"cp": 0, "tt": 1, "tt-shared": 2, "relu-cp": 3, "relu-tt": 4, "relu-tt-shared": 5}
     out.sort(key=lambda s: (str(s["dataset"]), order.get(s["model"], 9), int(s["rank"]),
                             tuple(str(s[k]) for k in keys[3:])))  # fmt: skip
     return out
@@ -79,7 +82,8 @@ def best_by_model(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str],
     return best
 
 
-MODEL_NAMES = {"cp": "CP", "tt": "TT", "tt-shared": "TT-shared"}
+MODEL_NAMES = {"cp": "CP", "tt": "TT", "tt-shared": "TT-shared", "relu-cp": "ReLU-CP", "relu-tt": "ReLU-TT",
+               "relu-tt-shared": "ReLU-TT-shared"}  # fmt: skip
 
 
 def _budget_groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, dict]]:
