@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from tensorrnn.errors import ConfigError
 from tensorrnn.train import RunConfig, deterministic_algorithms, train_run
 
 CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
@@ -110,3 +111,30 @@ def test_metrics_log_gradient_norms_per_parameter_group(tmp_path: Path):
     assert {"network.first", "network.middle", "network.last"} <= set(line["grad_norm_mean"])
     assert all(v >= 0 for v in line["grad_norm_max"].values())
     assert (result["patch"], result["d"]) == (1, 4)
+
+
+def test_feature_dropout_keeps_the_constant_and_the_old_behaviour_stays_reachable():
+    from tensorrnn.train import FeatureDropout
+
+    phi = torch.cat([torch.ones(64, 49, 1), torch.zeros(64, 49, 7)], dim=2)  # blank patches
+    new = FeatureDropout(0.5, torch.Generator().manual_seed(0), keep_first=True).train()(phi)
+    old = FeatureDropout(0.5, torch.Generator().manual_seed(0), keep_first=False).train()(phi)
+    assert torch.equal(new[..., 0], torch.ones(64, 49))
+    assert (old[..., 0] == 0).any()  # the old behaviour zeroed whole feature vectors
+    # Same random stream: the other features are dropped identically.
+    assert torch.equal(new[..., 1:], old[..., 1:])
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_with_its_legacy_value(tmp_path: Path):
+    config = RunConfig.from_mapping({
+        "dataset": "synthetic-tt", "patch": 1, "feature_dim": 4, "rank": 2, "epochs": 1, "dropout": 0.1,
+        "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 300},
+    })  # fmt: skip
+    folder = tmp_path / "run"
+    folder.mkdir()
+    old = {k: v for k, v in config.to_json().items() if k != "dropout_keeps_constant"}
+    (folder / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="dropout_keeps_constant"):
+        train_run(config, folder, quiet=True)  # today's default is not what that run used
+    legacy = RunConfig.from_mapping({**config.to_json(), "dropout_keeps_constant": False})
+    assert train_run(legacy, folder, quiet=True)["epochs_completed"] == 1

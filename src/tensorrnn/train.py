@@ -49,7 +49,11 @@ MAX_SEED = 2**32 - 1
 
 
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A :class:`RunConfig` field with the help text of its CLI flag."""
+    """A :class:`RunConfig` field with the help text of its CLI flag.
+
+    ``legacy=`` is the value that reproduces runs recorded before the field existed
+    (their ``config.json`` lacks it); without it, the default does.
+    """
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"help": help, **kwargs})
     return field(default=default, metadata={"help": help, **kwargs})
@@ -82,6 +86,9 @@ class RunConfig:
     warmup_epochs: float = _setting(0.5, "Linear warm-up length in epochs.")
     weight_decay: float = _setting(0.0, "Weight decay.")
     dropout: float = _setting(0.0, "Dropout on the features.")
+    dropout_keeps_constant: bool = _setting(
+        True, "Feature dropout never drops the constant feature (false: the old behaviour).", legacy=False
+    )
     clip_grad: float | None = _setting(1.0, "Gradient norm clipping (empty: none).")
     patience: int | None = _setting(None, "Early stopping: epochs without a better validation accuracy.")
     seed: int = _setting(0, "Seed of data split, initialisation, batches and dropout.")
@@ -216,18 +223,25 @@ def evaluate(
 
 
 class FeatureDropout(nn.Module):
-    """Dropout on the feature sequence, drawn from a checkpointed generator."""
+    """Dropout on the feature sequence, drawn from a checkpointed generator.
 
-    def __init__(self, p: float, generator: torch.Generator) -> None:
+    ``keep_first``: never drop feature 0, the constant of ``affine-relu``. A
+    dropped constant zeroes the whole feature vector of a blank patch, hence the
+    hidden state; at d = 49 nearly every image has such a patch.
+    """
+
+    def __init__(self, p: float, generator: torch.Generator, keep_first: bool = False) -> None:
         super().__init__()
         self.p = p
         self.generator = generator
+        self.keep_first = keep_first
 
     def forward(self, phi: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return phi
         keep = torch.rand(phi.shape, generator=self.generator, device="cpu").to(phi.device) >= self.p
-        return phi * keep / (1 - self.p)
+        dropped = phi * keep / (1 - self.p)
+        return torch.cat([phi[..., :1], dropped[..., 1:]], dim=-1) if self.keep_first else dropped
 
 
 def _lr_factor(config: RunConfig, steps_per_epoch: int):
@@ -298,9 +312,10 @@ def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
     config_path = folder / "config.json"
     if config_path.exists():
         stored, wanted = json.loads(config_path.read_text()), config.to_json()
-        # A setting added to RunConfig after the run started took its default then.
+        # A setting added to RunConfig after the run started took its legacy value then.
         defaults = RunConfig().to_json()
-        stored = {**{k: defaults[k] for k in wanted if k not in stored}, **stored}
+        legacy = {k: _FIELDS[k].metadata.get("legacy", defaults[k]) for k in wanted if k not in stored}
+        stored = {**legacy, **stored}
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
@@ -345,7 +360,8 @@ def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.de
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
     return TrainState(
         config=config, folder=folder, device=device, model=model,
-        dropout=FeatureDropout(config.dropout, torch.Generator().manual_seed(config.seed + 2)),
+        dropout=FeatureDropout(config.dropout, torch.Generator().manual_seed(config.seed + 2),
+                               keep_first=config.dropout_keeps_constant and model.feature_map.has_constant),
         optimizer=optimizer, scheduler=scheduler,
         shuffle_gen=torch.Generator().manual_seed(config.seed + 1),
     )  # fmt: skip
