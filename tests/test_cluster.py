@@ -307,7 +307,9 @@ def test_compare_with_a_bad_address_exits_2_in_seconds_with_one_line(tmp_path: P
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
-    assert seconds < 10, f"took {seconds:.1f} s"
+    # The point is "fails, never hangs" (Ray's own wait is minutes). A loose bound keeps
+    # a loaded machine from failing it; measured 4-6 s on two busy cores (BENCHMARKS.md).
+    assert seconds < 45, f"took {seconds:.1f} s"
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: --address"), done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "out").exists(), "nothing is created before the cluster answers"
