@@ -49,7 +49,7 @@ def test_small_sweep_writes_its_files_and_resumes(tmp_path: Path):
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "ranks.csv", "ranks.md", "ranks.png", "settings.json",
+        "ranks.csv", "ranks.md", "ranks.png", "ranks_status.png", "settings.json",
     ]  # fmt: skip  (no temporary file left behind)
     for name in ("ranks.csv", "ranks.md", "ranks.png"):
         assert (tmp_path / name).stat().st_size > 0

@@ -71,7 +71,7 @@ def test_a_large_prime_is_fine_for_flint_and_unused_without_exact():
 def test_a_sweep_leaves_only_its_four_files(tmp_path: Path):
     lab.run_rank_sweep(tiny_jobs(2), tmp_path, SETTINGS, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "ranks.csv", "ranks.md", "ranks.png", "settings.json",
+        "ranks.csv", "ranks.md", "ranks.png", "ranks_status.png", "settings.json",
     ]  # fmt: skip
     assert json.loads((tmp_path / "settings.json").read_text()) == lab.recorded_settings(SETTINGS)
 

@@ -14,7 +14,7 @@ measures
 
 Rows are appended to ``ranks.csv`` as soon as a job ends, so a sweep killed at
 any moment resumes by running the same command again; ``ranks.md`` and
-``ranks.png`` are rebuilt from the whole CSV.
+``ranks.png`` and ``ranks_status.png`` are rebuilt from the whole CSV.
 
 Resuming is safe only with the settings that produced the stored numbers, so
 the output folder records them in ``settings.json`` (:func:`recorded_settings`:
@@ -426,7 +426,7 @@ def check_output_folder(out: Path) -> None:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise ConfigError(f"cannot create the output folder {out}: {ancestor} is a file")
-    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png"):
+    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png", "ranks_status.png"):
         if (out / name).is_dir():
             raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
 
