@@ -112,7 +112,7 @@ from torch import nn
 from tensorrnn.atomic import atomic_save_figure, atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError, SizeError
 from tensorrnn.formats import TensorFormat
-from tensorrnn.networks import CPNet, ScoreNetwork, TTNet, _check_init, _haar_orthogonal, _randn
+from tensorrnn.networks import CPNet, ScoreNetwork, TTNet, _check_init, _randn, chain_start
 
 # --------------------------------------------------------------------------- #
 # The operators ξ
@@ -309,15 +309,8 @@ class GeneralizedTTNet(ScoreNetwork):
         self.first.copy_(_randn(self.first, generator) / math.sqrt(L))
         self.last.copy_(_randn(self.last, generator) / math.sqrt(L * r))
         noise = _randn(self.middle, generator)
-        if _check_init(init) == "gaussian":
-            self.middle.copy_(noise / math.sqrt(L * r))
-            return
-        cores = self.middle.shape[0]
-        if init == "identity":
-            base = torch.eye(r, dtype=noise.dtype).expand(cores, r, r)
-        else:
-            base = _haar_orthogonal(cores, r, generator).to(noise)
-        self.middle.copy_((base.unsqueeze(1) + init_noise * noise / math.sqrt(r)) / L)
+        self.middle.copy_(chain_start(init, noise, slice_axis=1, fan=L, init_noise=init_noise,
+                                      generator=generator))  # fmt: skip
 
     def input_matrix(self, t: int) -> torch.Tensor:
         """``C^(t)`` ``(L, n)`` at 0-based position ``t``."""

@@ -269,19 +269,12 @@ class TTNet(ScoreNetwork):
         generator: torch.Generator | None = None,
     ) -> None:
         """Draw the cores again (see the class docstring for ``init``)."""
-        n, r = self.n, self.rank
+        n = self.n
         self.first.copy_(_randn(self.first, generator) / math.sqrt(n))
         self.last.copy_(_randn(self.last, generator) / math.sqrt(n))
         noise = _randn(self.middle, generator)
-        if _check_init(init) == "gaussian":
-            self.middle.copy_(noise / math.sqrt(r * n))
-            return
-        cores = self.middle.shape[0]
-        if init == "identity":
-            base = torch.eye(r, dtype=noise.dtype).expand(cores, r, r)
-        else:
-            base = _haar_orthogonal(cores, r, generator).to(noise)
-        self.middle.copy_((base.unsqueeze(2) + init_noise * noise / math.sqrt(r)) / n)
+        self.middle.copy_(chain_start(init, noise, slice_axis=2, fan=n, init_noise=init_noise,
+                                      generator=generator))  # fmt: skip
 
     def core(self, t: int) -> torch.Tensor:
         """Middle core ``(r, n, r)`` used at 0-based position ``t`` in ``1 … d−2``."""
@@ -682,6 +675,27 @@ def _check_init(init: str) -> str:
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     return init
+
+
+def chain_start(
+    init: str, noise: torch.Tensor, *, slice_axis: int, fan: int, init_noise: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:  # fmt: skip
+    """Middle cores ``(cores, …, r)`` of a recurrent chain from standard-normal ``noise``.
+
+    ``gaussian``: ``noise / sqrt(r · fan)``. ``identity`` / ``orthogonal``: every slice
+    along ``slice_axis`` is ``(B + init_noise · noise / sqrt(r)) / fan`` with ``B`` the
+    identity or one Haar-orthogonal matrix per core (see :class:`TTNet` for why).
+    """
+    r = noise.shape[-1]
+    if _check_init(init) == "gaussian":
+        return noise / math.sqrt(r * fan)
+    cores = noise.shape[0]
+    if init == "identity":
+        base = torch.eye(r, dtype=noise.dtype).expand(cores, r, r)
+    else:
+        base = _haar_orthogonal(cores, r, generator).to(noise)
+    return (base.unsqueeze(slice_axis) + init_noise * noise / math.sqrt(r)) / fan
 
 
 def _haar_orthogonal(count: int, r: int, generator: torch.Generator | None) -> torch.Tensor:
