@@ -391,9 +391,14 @@ def _restore_checkpoint(state: TrainState) -> None:
     state.best_model, state.seconds = saved["best_model"], saved["seconds"]
 
 
-def _gradient_norms(model: nn.Module) -> dict[str, float]:
-    """Norm of the gradient of each parameter group (``network.middle``, ``feature_map.linear.weight``, …)."""
-    return {name: float(p.grad.norm()) for name, p in model.named_parameters() if p.grad is not None}
+def _gradient_norms(model: nn.Module) -> torch.Tensor:
+    """Norms of the gradients of the parameters, in ``named_parameters`` order (0 where none).
+
+    A tensor, not floats: the epoch sums it on the device and reads it once, so the
+    training step never waits for a device-to-host copy.
+    """
+    norms = [p.grad.detach().norm() if p.grad is not None else p.new_zeros(()) for p in model.parameters()]
+    return torch.stack(norms).double()
 
 
 def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> dict[str, Any]:
@@ -404,8 +409,8 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
     model.train()
     order = torch.randperm(len(train_y), generator=state.shuffle_gen)
     total_loss, correct, seen = 0.0, 0, 0
-    grad_sums: dict[str, float] = {}
-    grad_max: dict[str, float] = {}
+    names = [name for name, _ in model.named_parameters()]
+    grad_sum = grad_max = None
     bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=quiet,
                unit="batch")  # fmt: skip
     for step in bar:
@@ -415,9 +420,9 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
         loss = nn.functional.cross_entropy(logits, y)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for name, norm in _gradient_norms(model).items():
-            grad_sums[name] = grad_sums.get(name, 0.0) + norm
-            grad_max[name] = max(grad_max.get(name, 0.0), norm)
+        norms = _gradient_norms(model)
+        grad_sum = norms if grad_sum is None else grad_sum + norms
+        grad_max = norms if grad_max is None else torch.maximum(grad_max, norms)
         if config.clip_grad is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
         state.optimizer.step()
@@ -434,8 +439,8 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
     return {
         "epoch": epoch, "train_loss": total_loss / seen, "train_accuracy": correct / seen,
         "lr": state.scheduler.get_last_lr()[0],
-        "grad_norm_mean": {k: grad_sums[k] / steps for k in sorted(grad_sums)},
-        "grad_norm_max": {k: grad_max[k] for k in sorted(grad_max)},
+        "grad_norm_mean": {k: v / steps for k, v in sorted(zip(names, grad_sum.tolist(), strict=True))},
+        "grad_norm_max": dict(sorted(zip(names, grad_max.tolist(), strict=True))),
     }  # fmt: skip
 
 
