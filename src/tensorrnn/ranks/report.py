@@ -279,19 +279,25 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
                 ax.set_ylabel("odd-even rank")
             if i == len(ns) - 1:
                 ax.set_xlabel("d")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8)
+    labels = _figure_legend(fig, axes, columns=3)
     fig.suptitle("Odd/even matricization rank vs order d (markers: certified over GF(p); lines: bounds)",
                  fontsize=10)  # fmt: skip
     legend_rows = (len(labels) + 2) // 3
     fig.tight_layout(rect=(0, 0.03 + 0.25 * legend_rows / fig.get_figheight(), 1, 0.95))
     atomic_save_figure(fig, path, dpi=110)
     return path
+
+
+def _figure_legend(fig, axes, columns: int) -> list[str]:
+    """One legend below all panels, each label once; returns the labels."""
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), columns), fontsize=8)
+    return labels
 
 
 def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
@@ -358,13 +364,7 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
         ax.set_xlabel("order d")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("rank / min-cut")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    _figure_legend(fig, axes, columns=6)
     fig.suptitle("Odd/even rank as a fraction of the min-cut, per regime: certified ranks "
                  "(markers) sit at the min-cut; the theorems' bounds (lines) fall away with d",
                  fontsize=10)  # fmt: skip
