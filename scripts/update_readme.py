@@ -105,8 +105,15 @@ def khrulkov_text() -> str:
     # The rerun of the dropout arm with the fixed dropout (constant feature kept), if present.
     fixed, fixed_axes = _rows("khrulkov2018_mnist_dropout")
 
+    # The rerun's dropout is a single value of its config, not a results.csv column.
+    rerun_dropout = None
+    if fixed:
+        from tensorrnn.sweep import load_config_file
+
+        rerun_dropout = load_config_file(ROOT / "configs" / "khrulkov2018_mnist_dropout.yaml")["dropout"]
+
     def arm(row: dict, kept: bool) -> str:
-        dropout = float(row.get("dropout") or 0.2)
+        dropout = float(rerun_dropout if kept else row["dropout"])
         return f"{dropout}" if dropout == 0 else f"{dropout} ({'constant kept' if kept else 'old dropout'})"
 
     summary, train = {}, {}
