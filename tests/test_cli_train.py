@@ -44,6 +44,8 @@ def snapshot(folder: Path) -> set[str]:
         (["--set", "colour=red"], "unknown key(s) colour"),
         (["--data-dir", "/nonexistent/tensorrnn-data"], "/nonexistent/tensorrnn-data"),
         (["--config", str(CONFIGS / "fashion_targets.yaml")], "pick one run, e.g. --model tt"),
+        (["--config", str(CONFIGS / "matched_budgets_fashion.yaml"), "--seed", "0"],
+         "lists points that set model, rank; pick one run, e.g. --model tt --rank 4"),
     ],
 )
 def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, needle):

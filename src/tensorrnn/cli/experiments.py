@@ -55,9 +55,16 @@ def _parse_assignments(assignments: list[str]) -> dict[str, Any]:
 
 def _values_from_config_file(path: Path, flags: dict[str, Any]) -> dict[str, Any]:
     """A run config, or a comparison config whose grid axes the flags pin to one value."""
-    from tensorrnn.sweep import SWEEP_KEYS, load_config_file
+    from tensorrnn.sweep import LABEL_KEYS, SWEEP_KEYS, load_config_file
 
-    values = {k: v for k, v in load_config_file(path).items() if k not in SWEEP_KEYS}
+    raw = load_config_file(path)
+    values = {k: v for k, v in raw.items() if k not in SWEEP_KEYS}
+    points = raw.get("points") if isinstance(raw.get("points"), list) else []
+    point_keys = sorted({k for p in points if isinstance(p, dict) for k in p} - set(LABEL_KEYS) - set(flags))
+    if point_keys:
+        example = " ".join(f"--{k.replace('_', '-')} {points[0][k]}" for k in point_keys if k in points[0])
+        raise ConfigError(f"{path} lists points that set {', '.join(point_keys)}; pick one run, e.g. "
+                          f"{example}, or run the grid with tensorrnn compare")  # fmt: skip
     axes = sorted(k for k, v in values.items() if isinstance(v, list) and k not in flags)
     if axes:
         choices = "; ".join(f"{k} is one of {values[k]}" for k in axes)
