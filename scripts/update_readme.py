@@ -28,6 +28,10 @@ TARGETS = [  # (sweep folder, dataset, model, target mean test accuracy, issue, 
     ("matched_budgets_fashion", "fashion-mnist", "tt-shared", 0.905, 11, None),
     ("matched_budgets_mnist", "mnist", "tt", 0.990, 11, None),
     ("matched_budgets_mnist", "mnist", "tt-shared", 0.988, 11, None),
+    ("targets_augmented", "fashion-mnist", "tt", 0.910, 11, None),
+    ("targets_augmented", "fashion-mnist", "tt-shared", 0.905, 11, None),
+    ("targets_augmented", "mnist", "tt", 0.990, 11, None),
+    ("targets_augmented", "mnist", "tt-shared", 0.988, 11, None),
     ("long_chains_quick", "fashion-mnist", "tt-shared", 0.85, 12, 4),
     ("long_chains_targets", "fashion-mnist", "tt-shared", 0.895, 12, 4),
     ("long_chains_targets", "fashion-mnist", "tt", 0.90, 12, 4),
@@ -36,7 +40,7 @@ TARGETS = [  # (sweep folder, dataset, model, target mean test accuracy, issue, 
 ]
 SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "matched_budgets_mnist",
           "khrulkov2018_mnist", "long_chains_quick", "long_chains_ablation", "long_chains_targets",
-          "matched_budgets_fashion_orthogonal", "khrulkov2018_mnist_dropout")
+          "matched_budgets_fashion_orthogonal", "khrulkov2018_mnist_dropout", "targets_augmented")
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}

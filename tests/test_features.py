@@ -16,6 +16,7 @@ from tensorrnn.features import (
     extract_patches,
     make_feature_map,
     num_patches,
+    random_shift,
 )
 
 
@@ -198,3 +199,18 @@ def test_every_map_is_differentiable_and_seeded(name: str) -> None:
     x = torch.rand(4, 3, requires_grad=True)
     a(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("max_shift", [0, 1, 3])
+def test_random_shift_against_a_shift_by_hand(max_shift: int) -> None:
+    images = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).reshape(2, 3, 5, 6) + 1
+    shifted = random_shift(images, max_shift, torch.Generator().manual_seed(7))
+    offsets = torch.randint(-max_shift, max_shift + 1, (2, 2), generator=torch.Generator().manual_seed(7))
+    for b in range(2):
+        dy, dx = (int(v) for v in offsets[:, b]) if max_shift else (0, 0)
+        expected = torch.zeros(3, 5, 6)
+        for y in range(5):
+            for x in range(6):
+                if 0 <= y - dy < 5 and 0 <= x - dx < 6:
+                    expected[:, y, x] = images[b, :, y - dy, x - dx]
+        torch.testing.assert_close(shifted[b], expected, rtol=0, atol=0)

@@ -62,15 +62,16 @@ main()
 
 
 @pytest.mark.parametrize(
-    "target,count",
+    "target,count,extra",
     [
-        ("_gradient_norms", 100),  # inside epoch 3 (45 steps per epoch)
-        ("_save_checkpoint", 3),  # after epoch 3's checkpoint, before its metrics line
+        # inside epoch 3 (45 steps per epoch); the shifts' generator must resume too
+        ("_gradient_norms", 100, {"augment_shift": 1}),
+        ("_save_checkpoint", 3, {}),  # after epoch 3's checkpoint, before its metrics line
     ],
 )
-def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, target: str, count: int):
+def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, target: str, count: int, extra: dict):
     config_file = tmp_path / "run.yaml"
-    config_file.write_text(yaml.safe_dump({**TINY, "model": "tt-shared", "epochs": 6}))
+    config_file.write_text(yaml.safe_dump({**TINY, "model": "tt-shared", "epochs": 6, **extra}))
     args = ["train", "--config", str(config_file), "-q"]
 
     reference = run_cli(*args, "--out", str(tmp_path / "straight"))

@@ -92,6 +92,25 @@ def _common_divisors(h: int, w: int) -> list[int]:
     return [k for k in range(1, g + 1) if g % k == 0]
 
 
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of ``(B, C, H, W)`` by its own random offset, zero-filled.
+
+    Offsets ``(dy, dx)`` are uniform in ``[-max_shift, max_shift]²``, drawn on the CPU
+    from ``generator`` (so a checkpointed generator replays the same shifts on any
+    device). The data-augmentation of the network laboratory: every family gets it.
+    """
+    if max_shift == 0:
+        return images
+    b, _, h, w = images.shape
+    offsets = torch.randint(-max_shift, max_shift + 1, (2, b), generator=generator).to(images.device)
+    padded = nn.functional.pad(images, (max_shift,) * 4)
+    rows = torch.arange(h, device=images.device) + max_shift - offsets[0][:, None]  # (B, H)
+    cols = torch.arange(w, device=images.device) + max_shift - offsets[1][:, None]  # (B, W)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    # (B, H, W, C) after advanced indexing of dims 0, 2, 3; back to (B, C, H, W).
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def num_patches(image_shape: tuple[int, ...], patch: int) -> tuple[int, int]:
     """``(d, s)``: sequence length and patch size for images of ``(C, H, W)`` or ``(H, W)``."""
     c, h, w = (1, *image_shape) if len(image_shape) == 2 else tuple(image_shape)

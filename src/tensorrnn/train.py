@@ -39,7 +39,7 @@ from tqdm import tqdm
 from tensorrnn.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
-from tensorrnn.features import FEATURE_MAPS
+from tensorrnn.features import FEATURE_MAPS, random_shift
 from tensorrnn.networks import INITS, MODELS, SCHEDULES, Classifier, build_classifier
 
 OPTIMIZERS = ("adam", "adamw")
@@ -78,6 +78,9 @@ class RunConfig:
     init: str = _setting("orthogonal", "Cores: orthogonal (default), identity or gaussian.")
     init_noise: float = _setting(0.1, "Noise level of the orthogonal and identity starts.")
     schedule: str = _setting("sequential", "Contraction: sequential or parallel.")
+    compile: bool = _setting(
+        False, "torch.compile the TT chain: faster epochs after about a minute of compiling.", legacy=False
+    )
     epochs: int = _setting(10, "Maximum number of epochs.")
     batch_size: int = _setting(128, "Mini-batch size.")
     optimizer: str = _setting("adam", "adam or adamw.")
@@ -86,6 +89,9 @@ class RunConfig:
     warmup_epochs: float = _setting(0.5, "Linear warm-up length in epochs.")
     weight_decay: float = _setting(0.0, "Weight decay.")
     dropout: float = _setting(0.0, "Dropout on the features.")
+    augment_shift: int = _setting(
+        0, "Translate each training image by up to this many pixels (0: no augmentation).", legacy=0
+    )
     dropout_keeps_constant: bool = _setting(
         True, "Feature dropout never drops the constant feature (false: the old behaviour).", legacy=False
     )
@@ -156,6 +162,7 @@ _RANGES = {
     "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
     "weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "augment_shift": (lambda v: 0 <= v <= 8, "an integer in [0, 8] (pixels)"),
     "clip_grad": (lambda v: v > 0, "a number > 0 (a gradient norm), or empty for no clipping"),
     "patience": (lambda v: v >= 1, "an integer >= 1 (epochs), or empty"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
@@ -296,6 +303,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     shuffle_gen: torch.Generator
+    augment_gen: torch.Generator
     history: list[dict[str, Any]] = field(default_factory=list)
     best_val_accuracy: float = -1.0
     best_epoch: int = 0
@@ -353,6 +361,7 @@ def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.de
         feature_map=config.feature_map, feature_dim=config.feature_dim, rank=config.rank,
         n_classes=splits.n_classes, order=config.order, constant=config.constant,
         init=config.init, init_noise=config.init_noise, schedule=config.schedule, seed=config.seed,
+        compile_chain=config.compile,
     ).to(device)  # fmt: skip
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -364,6 +373,7 @@ def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.de
                                keep_first=config.dropout_keeps_constant and model.feature_map.has_constant),
         optimizer=optimizer, scheduler=scheduler,
         shuffle_gen=torch.Generator().manual_seed(config.seed + 1),
+        augment_gen=torch.Generator().manual_seed(config.seed + 3),
     )  # fmt: skip
 
 
@@ -371,7 +381,8 @@ def _save_checkpoint(state: TrainState) -> None:
     atomic_torch_save(state.checkpoint_path, {
         "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(), "shuffle_rng": state.shuffle_gen.get_state(),
-        "dropout_rng": state.dropout.generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "dropout_rng": state.dropout.generator.get_state(),
+        "augment_rng": state.augment_gen.get_state(), "torch_rng": torch.get_rng_state(),
         "history": [json.dumps(h) for h in state.history],
         "best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
         "best_model": state.best_model, "seconds": state.seconds,
@@ -385,6 +396,8 @@ def _restore_checkpoint(state: TrainState) -> None:
     state.scheduler.load_state_dict(saved["scheduler"])
     state.shuffle_gen.set_state(saved["shuffle_rng"])
     state.dropout.generator.set_state(saved["dropout_rng"])
+    if "augment_rng" in saved:  # checkpoints from before augment_shift ran without it
+        state.augment_gen.set_state(saved["augment_rng"])
     torch.set_rng_state(saved["torch_rng"])
     state.history = [json.loads(line) for line in saved["history"]]
     state.best_val_accuracy, state.best_epoch = saved["best_val_accuracy"], saved["best_epoch"]
@@ -416,6 +429,7 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
     for step in bar:
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         x, y = train_x[index].to(state.device), train_y[index].to(state.device)
+        x = random_shift(x, config.augment_shift, state.augment_gen)
         logits = model.network(state.dropout(model.features(x)))
         loss = nn.functional.cross_entropy(logits, y)
         state.optimizer.zero_grad(set_to_none=True)
