@@ -80,3 +80,19 @@ def test_default_output_scale_does_not_depend_on_d():
         scales[d] = float(net(phi).std())
     assert max(scales.values()) / min(scales.values()) < 3, scales
     assert all(math.isfinite(v) and v > 0 for v in scales.values())
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_positive_feature_scales_before_the_last_position_cancel(shared: bool):
+    # Why unit-norm features and a learned per-step scale were not screened
+    # (benchmarks/LONG_CHAINS.md): the state is normalised after every step.
+    net = _tt(12, 4, 5, "orthogonal", 0.1, shared)
+    gen = torch.Generator().manual_seed(1)
+    phi = torch.rand(7, 12, 4, generator=gen, dtype=F64)
+    scales = torch.rand(7, 12, 1, generator=gen, dtype=F64) * 100 + 0.01
+    scales[:, -1] = 1.0
+    torch.testing.assert_close(net(phi * scales), net(phi), rtol=1e-10, atol=1e-12)
+    # The last position's scale is a per-sample temperature of the logits.
+    last = torch.ones(7, 12, 1, dtype=F64)
+    last[:, -1] = 3.0
+    torch.testing.assert_close(net(phi * last), 3.0 * net(phi), rtol=1e-10, atol=1e-12)
