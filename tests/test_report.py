@@ -74,3 +74,27 @@ def test_budget_sentences_are_generated_from_paired_seeds():
         "On fashion-mnist at the 10k budget, CP leads with 91.17 ± 1.15 %, ahead of TT by "
         "0.17 ± 0.58 points (within noise) and TT-shared by 10.17 ± 0.58 points (paired over 3 seeds)."
     ]
+
+
+def test_shifted_images_section_pairs_tt_shared_with_cp(tmp_path):
+    import csv
+
+    from tensorrnn.report import _augmented_section
+
+    folder = tmp_path / "targets_augmented"
+    folder.mkdir()
+    accuracy = {"tt-shared": [0.91, 0.92, 0.93], "cp": [0.90, 0.90, 0.92], "tt": [0.99, 0.99, 0.99]}
+    fields = ["status", "dataset", "model", "rank", "num_parameters", "seed", "test_accuracy"]
+    with (folder / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for model, values in accuracy.items():
+            for seed, acc in enumerate(values):
+                writer.writerow({"status": "finished", "dataset": "mnist", "model": model, "rank": 8,
+                                 "num_parameters": 1000, "seed": seed, "test_accuracy": acc})
+    section = _augmented_section(folder)
+    # TT (distinct cores, far more parameters) stays out of the pairing; TT-shared leads CP by
+    # (0.01, 0.02, 0.01): 1.33 ± 0.58 points, outside 2 standard errors (0.67).
+    assert "TT-shared leads with 92.00 ± 1.00 %, ahead of CP by 1.33 ± 0.58 points (paired" in section["text"]
+    assert "on 1 of 1 data sets" in section["text"] and "TT by" not in section["text"]
+    assert _augmented_section(tmp_path / "missing") is None
