@@ -388,7 +388,7 @@ def _chain_backward(
     k, b, n = phi_steps.shape
     r = states.shape[2]
     shared = cores.shape[0] == 1
-    grad_phi = [g] * k  # placeholders, every entry is replaced
+    grad_phi = []  # last step first
     grad_cores = [g.new_zeros(r, n * r) for _ in range(1 if shared else k)]
     for t in reversed(range(k)):
         unit, c = states[t + 1], norms[t].unsqueeze(1)
@@ -406,11 +406,11 @@ def _chain_backward(
         # v[b, a, i] = Σ_s G[a, i, s] gu[b, s]: one GEMM (B, r)(r, r·n).
         core = cores[slot].reshape(r * n, r)
         v = torch.mm(gu, core.t()).view(b, r, n)
-        grad_phi[t] = torch.bmm(prev.unsqueeze(1), v).squeeze(1)
+        grad_phi.append(torch.bmm(prev.unsqueeze(1), v).squeeze(1))
         # Σ_i Φ[b, i] v[b, a, i] as (1, n)(n, r) per sample: this batched shape
         # measured faster than the equivalent (r, n)(n, 1) (BENCH_NETWORKS.md).
         g = torch.bmm(f.unsqueeze(1), v.transpose(1, 2)).squeeze(1)
-    return g, torch.stack(grad_phi), torch.stack(grad_cores)
+    return g, torch.stack(grad_phi[::-1]), torch.stack(grad_cores)
 
 
 COMPILE_CHUNK = 16
