@@ -201,22 +201,44 @@ def long_chains_text() -> str:
     )
 
 
-def augmented_text() -> str:
+def _accuracy_table(sweep: str, columns: dict) -> tuple[list[dict], list[str]]:
+    """The finished settings of ``sweep`` (best first per data set) and their Markdown table.
+
+    ``columns``: title → cell of a summary row, placed between the model and the seeds.
+    """
     from tensorrnn.report import MODEL_NAMES, summarize
 
+    rows, axes = _rows(sweep)
+    summary = sorted((s for s in summarize(rows, axes) if s["finished"]),
+                     key=lambda s: (s["dataset"], -s["test_mean"]))  # fmt: skip
+    lines = ["| data set | model | " + " | ".join(columns) + " | seeds | test accuracy (mean ± std) |",
+             "|---|---|" + "---|" * len(columns) + "---|---|"]  # fmt: skip
+    for s in summary:
+        cells = " | ".join(cell(s) for cell in columns.values())
+        accuracy = f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f} %"
+        lines.append(f"| {s['dataset']} | {MODEL_NAMES.get(s['model'], s['model'])} | {cells} | "
+                     f"{s['finished']} | {accuracy} |")  # fmt: skip
+    return summary, lines
+
+
+def augmented_text() -> str:
     rows, axes = _rows("targets_augmented")
     if not rows:
         return ""
-    lines = ["| data set | model | rank | other settings | parameters | seeds | test accuracy (mean ± std) "
-             "| s / epoch |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    summary = [s for s in summarize(rows, axes) if s["finished"]]
+    from tensorrnn.report import summarize
+
+    finished = [s for s in summarize(rows, axes) if s["finished"]]
     extra = [k for k in axes if k not in ("dataset", "model", "rank", "seed")
-             and len({str(s.get(k)) for s in summary}) > 1]  # fmt: skip
-    for s in sorted(summary, key=lambda s: (s["dataset"], -s["test_mean"])):
-        other = ", ".join(f"{k} {s[k]}" for k in extra if s.get(k) not in ("", None)) or "–"
-        lines.append(f"| {s['dataset']} | {MODEL_NAMES.get(s['model'], s['model'])} | {s['rank']} | {other} | "
-                     f"{s['parameters']:,} | {s['finished']} | {100 * s['test_mean']:.2f} ± "
-                     f"{100 * s['test_std']:.2f} % | {s['sec_per_epoch']:.1f} |")  # fmt: skip
+             and len({str(s.get(k)) for s in finished}) > 1]  # fmt: skip
+    def other(s: dict) -> str:
+        return ", ".join(f"{k} {s[k]}" for k in extra if s.get(k) not in ("", None)) or "–"
+
+    _, lines = _accuracy_table("targets_augmented", {
+        "rank": lambda s: str(s["rank"]),
+        "other settings": other,
+        "parameters": lambda s: f"{s['parameters']:,}",
+        "s / epoch": lambda s: f"{s['sec_per_epoch']:.1f}",
+    })  # fmt: skip
     return (
         "### Accuracy with shifted images (3 seeds)\n\n"
         "`configs/targets_augmented.yaml`: every training image shifted by up to one pixel, 40 "
@@ -228,18 +250,13 @@ def augmented_text() -> str:
 
 
 def generalized_accuracy_text() -> str:
-    from tensorrnn.report import MODEL_NAMES, summarize
+    from tensorrnn.report import MODEL_NAMES
 
-    rows, axes = _rows("generalized_accuracy_full")
-    if not rows:
+    if not _rows("generalized_accuracy_full")[0]:
         return ""
-    summary = [s for s in summarize(rows, axes) if s["finished"]]
-    lines = ["| data set | model | lr | parameters | seeds | test accuracy (mean ± std) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for s in sorted(summary, key=lambda s: (s["dataset"], -s["test_mean"])):
-        lines.append(f"| {s['dataset']} | {MODEL_NAMES.get(s['model'], s['model'])} | {s['lr']} | "
-                     f"{s['parameters']:,} | {s['finished']} | {100 * s['test_mean']:.2f} ± "
-                     f"{100 * s['test_std']:.2f} % |")  # fmt: skip
+    summary, lines = _accuracy_table("generalized_accuracy_full", {
+        "lr": lambda s: str(s["lr"]), "parameters": lambda s: f"{s['parameters']:,}",
+    })  # fmt: skip
     best = {}
     for s in summary:
         kind = "relu" if s["model"].startswith("relu-") else "product"

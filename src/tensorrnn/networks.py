@@ -357,7 +357,7 @@ class TTNet(ScoreNetwork):
 def _chain_forward(
     h: torch.Tensor, phi_steps: torch.Tensor, cores: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised steps over ``phi_steps`` ``(k, B, n)``: the unit states ``(k, B, r)`` and norms ``(k, B)``."""
+    """Normalised steps over ``phi_steps`` ``(k, B, n)``: unit states ``(k, B, r)``, norms ``(k, B)``."""
     b, r = h.shape
     n = phi_steps.shape[2]
     states, norms = [], []
