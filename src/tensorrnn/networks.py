@@ -232,9 +232,9 @@ class TTNet(ScoreNetwork):
     generator
         Random generator for the initialisation (a seed fixes the network).
     compile_chain
-        Train through ``torch.compile``d loops (see ``_SequentialChain``): about
-        1.5× faster steps on a CPU after a minute of compiling; falls back to the
-        plain loops where compiling fails.
+        Train through ``torch.compile``d loops (see ``_SequentialChain``): 1.3–1.9×
+        faster steps on a CPU after a minute of compiling (BENCHMARKS.md); falls
+        back to the plain loops where compiling fails.
     """
 
     def __init__(
@@ -418,14 +418,26 @@ COMPILE_CHUNK = 16
 _compiled: dict[str, object] = {}
 
 
-def _compiled_kernels() -> tuple[object, object] | None:
-    """``torch.compile``d chain loops, or ``None`` (with one warning) where compiling fails."""
+def _compile_chain() -> bool:
+    """Make the ``torch.compile``d chain loops; ``False`` once compiling has failed."""
     if "failed" in _compiled:
-        return None
+        return False
     if not _compiled:
         _compiled["forward"] = torch.compile(_chain_forward)
         _compiled["backward"] = torch.compile(_chain_backward)
-    return _compiled["forward"], _compiled["backward"]
+    return True
+
+
+def _chain_call(name: str, plain, use_compiled: bool, *args):
+    """The compiled loop ``name`` on ``args`` if asked for, else (or where it fails) ``plain``."""
+    compiled = _compiled.get(name) if use_compiled else None
+    if compiled is None:
+        return plain(*args)
+    try:
+        return compiled(*args)
+    except Exception as error:  # noqa: BLE001 - any compiler failure falls back
+        _compile_failed(error)
+        return plain(*args)
 
 
 def _compile_failed(error: Exception) -> None:
@@ -464,7 +476,7 @@ class _SequentialChain(torch.autograd.Function):
     ``compiled``: run both loops through ``torch.compile`` in chunks of
     :data:`COMPILE_CHUNK` steps, which fuses each step's small elementwise
     kernels and removes the per-kernel overhead of Python and the dispatcher
-    (the step is ~2/3 of that overhead at B = 512, n = 16, r = 32 on a CPU:
+    (about two thirds of the plain step at B = 512, n = 16, r = 32 on a CPU:
     benchmarks/BENCH_NETWORKS.md). It falls back to the plain loops, with a
     warning, where compiling fails. Results agree to rounding, not bitwise.
 
@@ -482,22 +494,16 @@ class _SequentialChain(torch.autograd.Function):
         compiled: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         phi_steps = phi.transpose(0, 1).contiguous()  # (m, B, n): contiguous per step
-        kernels = _compiled_kernels() if compiled else None
-        ctx.compiled = kernels is not None
+        ctx.compiled = compiled and _compile_chain()
         states, norms = [h.unsqueeze(0)], []
         for part in _chunks(phi_steps.shape[0], ctx.compiled):
             chunk_cores = cores if cores.shape[0] == 1 else cores[part]
-            try:
-                run = kernels[0] if kernels else _chain_forward
-                chunk_states, chunk_norms = run(states[-1][-1], phi_steps[part], chunk_cores, eps)
-            except Exception as error:  # noqa: BLE001 - any compiler failure falls back
-                if not kernels:
-                    raise
-                _compile_failed(error)
-                kernels, ctx.compiled = None, False
-                chunk_states, chunk_norms = _chain_forward(states[-1][-1], phi_steps[part], chunk_cores, eps)
+            chunk = (states[-1][-1], phi_steps[part], chunk_cores, eps)
+            chunk_states, chunk_norms = _chain_call("forward", _chain_forward, ctx.compiled, *chunk)
             states.append(chunk_states)
             norms.append(chunk_norms)
+        # After a fallback the backward runs plain and in one piece, like an uncompiled chain.
+        ctx.compiled = ctx.compiled and "failed" not in _compiled
         all_states, all_norms = torch.cat(states), torch.cat(norms)  # (m+1, B, r), (m, B)
         ctx.save_for_backward(all_states, all_norms, phi_steps, cores)
         return all_states[-1].clone(), all_norms.log().sum(dim=0)
@@ -512,21 +518,14 @@ class _SequentialChain(torch.autograd.Function):
         states, norms, phi_steps, cores = ctx.saved_tensors
         m, b, _ = phi_steps.shape
         shared = cores.shape[0] == 1
-        kernels = _compiled_kernels() if ctx.compiled else None
         g = grad_h if grad_h is not None else torch.zeros_like(states[m])
         g_log = grad_log_scale if grad_log_scale is not None else states.new_zeros(b)
         grad_phi, grad_cores = [], []
-        for part in reversed(_chunks(m, kernels is not None)):
+        for part in reversed(_chunks(m, ctx.compiled)):
             args = (states[part.start : part.stop + 1], norms[part], phi_steps[part],
                     cores if shared else cores[part])  # fmt: skip
-            try:
-                g, chunk_phi, chunk_cores = (kernels[1] if kernels else _chain_backward)(*args, g, g_log)
-            except Exception as error:  # noqa: BLE001 - any compiler failure falls back
-                if not kernels:
-                    raise
-                _compile_failed(error)
-                kernels = None
-                g, chunk_phi, chunk_cores = _chain_backward(*args, g, g_log)
+            g, chunk_phi, chunk_cores = _chain_call("backward", _chain_backward, ctx.compiled,
+                                                    *args, g, g_log)  # fmt: skip
             grad_phi.insert(0, chunk_phi)
             grad_cores.insert(0, chunk_cores)
         grad_cores_all = sum(grad_cores) if shared else torch.cat(grad_cores)
