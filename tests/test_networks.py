@@ -19,6 +19,7 @@ from tensorrnn.networks import (
     TTNet,
     build_classifier,
     make_network,
+    resolve_schedule,
 )
 
 F64 = torch.float64
@@ -174,6 +175,22 @@ def test_gradcheck(model: str, schedule: str, d: int) -> None:
             return functional_call(wrapped, state, (phi, schedule))
 
         assert torch.autograd.gradcheck(outputs, (phi, *params))
+
+
+def test_auto_schedule_is_parallel_on_cuda_and_sequential_elsewhere() -> None:
+    assert resolve_schedule("auto", "cuda") == resolve_schedule("auto", "cuda:1") == "parallel"
+    assert resolve_schedule("auto", torch.device("cpu")) == "sequential"
+    assert resolve_schedule("parallel", "cpu") == "parallel"
+    with pytest.raises(ConfigError, match="sequential, parallel, auto"):
+        resolve_schedule("tree", "cpu")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_default_schedule_on_a_cpu_is_the_sequential_one_exactly(model: str) -> None:
+    net = _net(model, 9, 3, 4, 3, init="identity")
+    phi = _phi(6, 9, 3)
+    assert net.schedule == "auto"
+    assert torch.equal(net(phi), net(phi, "sequential"))
 
 
 @pytest.mark.parametrize("model", MODELS)

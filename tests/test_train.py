@@ -106,6 +106,19 @@ def test_a_folder_with_another_config_is_refused(tmp_path: Path):
         train_run(RunConfig.from_mapping({**TINY, "model": "tt", "epochs": 1}), tmp_path, quiet=True)
 
 
+def test_a_run_started_sequential_resumes_under_auto_on_a_cpu(tmp_path: Path):
+    # Runs from before the "auto" schedule stored "sequential", which is what auto
+    # picks on a CPU: resuming must take them, and record which schedule ran.
+    config = {**TINY, "model": "tt", "epochs": 2, "device": "cpu"}
+    first = train_run(RunConfig.from_mapping({**config, "schedule": "sequential"}), tmp_path, quiet=True)
+    (tmp_path / "result.json").unlink()
+    again = train_run(RunConfig.from_mapping(config), tmp_path, quiet=True)
+    assert first["schedule"] == again["schedule"] == "sequential"
+    assert again["test_accuracy"] == first["test_accuracy"]
+    with pytest.raises(ConfigError, match="differs in schedule"):
+        train_run(RunConfig.from_mapping({**config, "schedule": "parallel"}), tmp_path, quiet=True)
+
+
 @pytest.mark.parametrize(
     "extra,needle",
     [

@@ -278,7 +278,7 @@ class GeneralizedTTNet(ScoreNetwork):
         width: int | None = None,
         init: str = "gaussian",
         init_noise: float = 0.1,
-        schedule: str = "sequential",
+        schedule: str = "auto",
         eps: float | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -448,7 +448,7 @@ class GeneralizedCPNet(ScoreNetwork):
         xi: str = "relu",
         init: str = "gaussian",
         init_noise: float = 0.1,
-        schedule: str = "sequential",
+        schedule: str = "auto",
         eps: float | None = None,
         generator: torch.Generator | None = None,
     ) -> None:

@@ -42,11 +42,13 @@ def summarize(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[di
     for key, members in groups.items():
         done = [m for m in members if m["status"] == "finished"]
         acc = _mean_std([float(m["test_accuracy"]) for m in done])
+        val = _mean_std([float(m["val_accuracy"]) for m in done if m.get("val_accuracy") not in ("", None)])
         spe = _mean_std([float(m["seconds_per_epoch"]) for m in done])
         params = [int(m["num_parameters"]) for m in done]
         out.append({
             **dict(zip(keys, key, strict=True)), "runs": len(members), "finished": len(done),
-            "test_mean": acc[0], "test_std": acc[1], "parameters": params[0] if params else None,
+            "test_mean": acc[0], "test_std": acc[1], "val_mean": val[0],
+            "parameters": params[0] if params else None,
             "sec_per_epoch": spe[0], "sec_std": spe[1],
         })  # fmt: skip
     order = {"cp": 0, "tt": 1, "tt-shared": 2, "relu-cp": 3, "relu-tt": 4, "relu-tt-shared": 5}

@@ -40,7 +40,14 @@ from tensorrnn.atomic import atomic_torch_save, atomic_write_json, atomic_write_
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS, random_shift
-from tensorrnn.networks import INITS, MODELS, SCHEDULES, Classifier, build_classifier
+from tensorrnn.networks import (
+    INITS,
+    MODELS,
+    SCHEDULE_CHOICES,
+    Classifier,
+    build_classifier,
+    resolve_schedule,
+)
 
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("cosine", "constant")
@@ -77,7 +84,9 @@ class RunConfig:
     constant: bool = _setting(True, "affine-relu: keep a constant feature.")
     init: str = _setting("orthogonal", "Cores: orthogonal (default), identity or gaussian.")
     init_noise: float = _setting(0.1, "Noise level of the orthogonal and identity starts.")
-    schedule: str = _setting("sequential", "Contraction: sequential or parallel.")
+    schedule: str = _setting(
+        "auto", "Contraction: sequential, parallel or auto (parallel on CUDA, where it is 5-24x faster)."
+    )
     compile: bool = _setting(
         False, "torch.compile the TT chain: faster epochs after about a minute of compiling.", legacy=False
     )
@@ -121,7 +130,7 @@ class RunConfig:
     def validate(self, source: str = "config") -> None:
         """Raise ``ConfigError`` naming the first invalid field, its value and the allowed range."""
         choices = {
-            "model": MODELS, "feature_map": FEATURE_MAPS, "init": INITS, "schedule": SCHEDULES,
+            "model": MODELS, "feature_map": FEATURE_MAPS, "init": INITS, "schedule": SCHEDULE_CHOICES,
             "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ORDERS,
         }  # fmt: skip
         for key, allowed in choices.items():
@@ -324,6 +333,12 @@ def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
         defaults = RunConfig().to_json()
         legacy = {k: _FIELDS[k].metadata.get("legacy", defaults[k]) for k in wanted if k not in stored}
         stored = {**legacy, **stored}
+        # Runs started before "auto" stored the schedule it picks on a CPU; both
+        # schedules compute the same function, so such a run resumes under "auto".
+        if wanted.get("schedule") == "auto" and stored.get("schedule") == resolve_schedule(
+            "auto", resolve_device(config.device)
+        ):
+            stored["schedule"] = "auto"
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
@@ -487,6 +502,7 @@ def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dic
         "dataset": config.dataset, "model": config.model, "rank": config.rank,
         "patch": config.patch, "d": model.network.d, "n": model.network.n,
         "test_is_official": splits.test_is_official, "device": str(device),
+        "schedule": resolve_schedule(config.schedule, device),
         "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
 
