@@ -106,6 +106,66 @@ def test_a_folder_with_another_config_is_refused(tmp_path: Path):
         train_run(RunConfig.from_mapping({**TINY, "model": "tt", "epochs": 1}), tmp_path, quiet=True)
 
 
+@pytest.mark.parametrize("model", ["tt-shared", "cp"])
+def test_middle_cores_train_at_their_own_rate(tmp_path: Path, model: str):
+    import torch
+
+    from tensorrnn.train import _load_splits, _new_state
+
+    config = RunConfig.from_mapping({**TINY, "model": model, "epochs": 1, "middle_lr_scale": 0.1})
+    state = _new_state(config, tmp_path, _load_splits(config), torch.device("cpu"))
+    groups = state.optimizer.param_groups
+    if model == "cp":  # no recurrent core: one group at the full rate
+        assert len(groups) == 1
+        return
+    middle = state.model.network.middle
+    assert [len(g["params"]) for g in groups] == [len(list(state.model.parameters())) - 1, 1]
+    assert groups[1]["params"][0] is middle
+    for _ in range(7):  # through warm-up: the ratio holds at every step
+        state.optimizer.step()  # no gradients yet: moves nothing, keeps the scheduler's order
+        state.scheduler.step()
+        assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"], rel=1e-12)
+    # A run with a tiny middle rate leaves the shared core where it started.
+    start = middle.detach().clone()
+    tiny = RunConfig.from_mapping({**TINY, "model": model, "epochs": 1, "middle_lr_scale": 1e-9})
+    train_run(tiny, tmp_path / "tiny", quiet=True)
+    saved = torch.load(tmp_path / "tiny" / "checkpoint.pt", weights_only=True)["model"]
+    moved = (saved["network.middle"] - start).abs().max()
+    assert moved < 1e-6 * float(start.abs().max())
+
+
+def test_default_middle_rate_falls_as_one_over_d():
+    from tensorrnn.train import middle_lr_scale
+
+    config = RunConfig()
+    assert [middle_lr_scale(config, d) for d in (2, 16, 18)] == [1.0, 1.0, 1.0]
+    for d in (49, 196, 784):
+        assert middle_lr_scale(config, d) == pytest.approx(16 / (d - 2))
+    assert middle_lr_scale(RunConfig(middle_lr_scale=0.5), 784) == 0.5
+
+
+@pytest.mark.parametrize(("d", "resumes"), [(4, True), (20, False)])
+def test_a_run_from_before_the_middle_rate_resumes_only_where_the_default_is_one(
+    tmp_path: Path, d: int, resumes: bool
+):
+    options = {**TINY["dataset_options"], "d": d}
+    old = RunConfig.from_mapping({**TINY, "dataset_options": options, "model": "tt-shared", "epochs": 1,
+                                  "middle_lr_scale": 1.0})  # fmt: skip
+    train_run(old, tmp_path, quiet=True)
+    # What a run from before the option left: no such key, no result yet.
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["middle_lr_scale"]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    (tmp_path / "result.json").unlink()
+    new = RunConfig.from_mapping({**TINY, "dataset_options": options, "model": "tt-shared", "epochs": 1})
+    if resumes:
+        assert train_run(new, tmp_path, quiet=True)["middle_lr_scale"] == 1.0
+    else:
+        with pytest.raises(ConfigError, match="--middle-lr-scale 1"):
+            train_run(new, tmp_path, quiet=True)
+        assert train_run(old, tmp_path, quiet=True)["middle_lr_scale"] == 1.0
+
+
 def test_a_run_started_sequential_resumes_under_auto_on_a_cpu(tmp_path: Path):
     # Runs from before the "auto" schedule stored "sequential", which is what auto
     # picks on a CPU: resuming must take them, and record which schedule ran.

@@ -97,6 +97,10 @@ class RunConfig:
     lr_schedule: str = _setting("cosine", "cosine or constant (after warm-up).")
     warmup_epochs: float = _setting(0.5, "Linear warm-up length in epochs.")
     weight_decay: float = _setting(0.0, "Weight decay.")
+    middle_lr_scale: float | None = _setting(
+        None, "Rate of the recurrent middle cores relative to lr (empty: min(1, 16/(d-2)), 1 at d <= 18).",
+        legacy=1.0,
+    )
     dropout: float = _setting(0.0, "Dropout on the features.")
     augment_shift: int = _setting(
         0, "Translate each training image by up to this many pixels (0: no augmentation).", legacy=0
@@ -170,6 +174,7 @@ _RANGES = {
     "lr": (lambda v: v > 0, "a number > 0, e.g. 3e-3"),
     "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
     "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "middle_lr_scale": (lambda v: v > 0, "a number > 0, e.g. 0.1"),
     "dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "augment_shift": (lambda v: 0 <= v <= 8, "an integer in [0, 8] (pixels)"),
     "clip_grad": (lambda v: v > 0, "a number > 0 (a gradient norm), or empty for no clipping"),
@@ -324,9 +329,15 @@ class TrainState:
         return self.folder / "checkpoint.pt"
 
 
-def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
-    """Check that ``folder`` holds this run (or nothing); return its result if finished."""
+def _claim_folder(config: RunConfig, folder: Path) -> tuple[dict[str, Any] | None, bool]:
+    """Check that ``folder`` holds this run (or nothing); return its result if finished.
+
+    The flag says that the folder's run trained its middle cores at the full rate
+    (it predates ``middle_lr_scale``) and this config asks for the default: the same
+    run only if the default is 1 at its d, which the caller checks once d is known.
+    """
     config_path = folder / "config.json"
+    full_rate_run = False
     if config_path.exists():
         stored, wanted = json.loads(config_path.read_text()), config.to_json()
         # A setting added to RunConfig after the run started took its legacy value then.
@@ -339,13 +350,27 @@ def _claim_folder(config: RunConfig, folder: Path) -> dict[str, Any] | None:
             "auto", resolve_device(config.device)
         ):
             stored["schedule"] = "auto"
+        if wanted.get("middle_lr_scale") is None and stored.get("middle_lr_scale") == 1.0:
+            stored["middle_lr_scale"], full_rate_run = None, True
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
                 f"{folder} holds a run with another config (differs in {', '.join(changed)}); "
                 "use another --out folder, or delete that one to start over"
             )
-    return read_result(folder)
+    result = read_result(folder)
+    if full_rate_run and result is not None:
+        _check_full_rate(config, result.get("d", 0), folder)
+    return result, full_rate_run
+
+
+def _check_full_rate(config: RunConfig, d: int, folder: Path) -> None:
+    if middle_lr_scale(config, d) != 1.0:
+        raise ConfigError(
+            f"{folder} holds a run whose middle cores trained at the full rate (from before the "
+            f"default followed d); at d = {d} the default is {middle_lr_scale(config, d):.3g}: pass "
+            "--middle-lr-scale 1 to continue it, or use another --out folder"
+        )
 
 
 def _load_splits(config: RunConfig) -> Splits:
@@ -370,6 +395,40 @@ def _load_splits(config: RunConfig) -> Splits:
                   tuple(data.info.image_shape), data.info.n_classes, data.info.test_is_official)  # fmt: skip
 
 
+MIDDLE_LR_LENGTH = 16
+"""The default middle-core rate is ``min(1, MIDDLE_LR_LENGTH / (d − 2))`` of ``lr``."""
+
+
+def middle_lr_scale(config: RunConfig, d: int) -> float:
+    """The rate of the middle cores relative to ``lr``: the config's, or the default for ``d``.
+
+    Why the default falls as 1/d: a step of size ``lr`` in every middle core moves all
+    d − 2 steps of the chain at once, so the logits move about d times as far as a
+    step of the end cores moves them. Measured (one seed each, the best scale of a
+    screen; BENCHMARKS.md, LONG_CHAINS.md): d = 49 best at 0.3, d = 196 at 0.1 (81 %
+    validation after 2 epochs of 10,000 MNIST images, where 1.0 and 0.3 stay at
+    chance), d = 784 at 0.01. ``16/(d − 2)`` gives 0.34, 0.082 and 0.020 there, and 1
+    (no change) for d ≤ 18, where every earlier result of this toolkit was measured.
+    """
+    if config.middle_lr_scale is not None:
+        return config.middle_lr_scale
+    return min(1.0, MIDDLE_LR_LENGTH / max(d - 2, 1))
+
+
+def _parameter_groups(model: Classifier, config: RunConfig) -> list[dict[str, Any]]:
+    """One group, or two when the recurrent (middle) cores run at their own rate.
+
+    One group whenever the scale is 1 keeps the optimizer state of runs from before
+    the option loadable.
+    """
+    middle = getattr(model.network, "middle", None)
+    scale = middle_lr_scale(config, model.network.d)
+    if scale == 1.0 or middle is None:
+        return [{"params": list(model.parameters())}]
+    rest = [p for p in model.parameters() if p is not middle]
+    return [{"params": rest}, {"params": [middle], "lr": config.lr * scale}]
+
+
 def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.device) -> TrainState:
     model = build_classifier(
         config.model, image_shape=splits.image_shape, patch=config.patch,
@@ -379,7 +438,8 @@ def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.de
         compile_chain=config.compile,
     ).to(device)  # fmt: skip
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = optimizer_class(_parameter_groups(model, config), lr=config.lr,
+                                weight_decay=config.weight_decay)  # fmt: skip
     steps_per_epoch = math.ceil(len(splits.train[1]) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
     return TrainState(
@@ -503,6 +563,7 @@ def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dic
         "patch": config.patch, "d": model.network.d, "n": model.network.n,
         "test_is_official": splits.test_is_official, "device": str(device),
         "schedule": resolve_schedule(config.schedule, device),
+        "middle_lr_scale": middle_lr_scale(config, model.network.d),
         "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
 
@@ -520,7 +581,7 @@ def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dic
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file; give a folder for the run")
-    finished = _claim_folder(config, folder) if folder.is_dir() else None
+    finished, full_rate_run = _claim_folder(config, folder) if folder.is_dir() else (None, False)
     if finished is not None:
         if not quiet:
             print(f"{folder}: already finished ({finished['epochs_completed']} epochs); nothing to do")
@@ -530,6 +591,8 @@ def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dic
     splits = _load_splits(config)
     with deterministic_algorithms(config.deterministic):
         state = _new_state(config, folder, splits, device)
+        if full_rate_run:
+            _check_full_rate(config, state.model.network.d, folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "config.json", config.to_json())
         if state.checkpoint_path.exists():
