@@ -57,12 +57,13 @@ INPUTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tt", "tt-shared", "cp"])
 @pytest.mark.parametrize("name", sorted(INPUTS))
-def test_d784_forward_and_backward_are_finite_in_float32(model: str, name: str):
+@pytest.mark.parametrize("schedule", ["sequential", "parallel"])  # auto picks parallel on CUDA
+def test_d784_forward_and_backward_are_finite_in_float32(model: str, name: str, schedule: str):
     torch.manual_seed(0)
     classifier = build_classifier(model, image_shape=(1, 28, 28), patch=1, feature_map="affine-relu",
                                   feature_dim=3, rank=8, n_classes=10, init="orthogonal", seed=0)  # fmt: skip
     images = INPUTS[name]((4, 1, 28, 28)).float()
-    logits = classifier(images)
+    logits = classifier(images, schedule)
     loss = torch.nn.functional.cross_entropy(logits, torch.arange(4))
     loss.backward()
     assert torch.isfinite(logits).all()
