@@ -88,8 +88,9 @@ def _rows(sweep: str) -> tuple[list[dict[str, str]], list[str]]:
 def targets_table() -> str:
     from tensorrnn.report import summarize
 
-    lines = ["| issue | sweep | data set | d | model | target | mean test accuracy of the best by validation | seeds | rank | "
-             "s / epoch | met |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| issue | sweep | data set | d | model | target | mean test accuracy of the best by validation "
+             "| seeds | rank | s / epoch | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for sweep, dataset, model, target, issue, patch in TARGETS:
         rows, axes = _rows(sweep)
         rows = [r for r in rows if patch is None or r.get("patch") == str(patch)]
