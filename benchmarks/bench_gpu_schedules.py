@@ -107,14 +107,14 @@ def main() -> None:
                 row[f"{schedule}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
             rows.append(row)
             seq, par = row["sequential"], row["parallel"]
-            best = min(t for t in (seq, par) if t is not None)
+            best = min((t for t in (seq, par) if t is not None), default=None)
             ratio = f"{seq / par:.2f}×" if seq and par else "n/a"
             peak = (f"{row['sequential_peak_gib']:.2f} / {row['parallel_peak_gib']:.2f}"
                     if cuda else "n/a")
             name = "TTNet(shared=True)" if shared else "TTNet"
             fmt = lambda t: "out of memory" if t is None else f"{t * 1e3:.2f}"  # noqa: E731
             print(f"| {d} | {n} | {r} | {batch} | {name} | {fmt(seq)} | {fmt(par)} | {ratio} "
-                  f"| {batch / best:,.0f} | {peak} |", flush=True)
+                  f"| {'–' if best is None else f'{batch / best:,.0f}'} | {peak} |", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": where, "torch": torch.__version__, "rows": rows}, f, indent=1)

@@ -91,7 +91,7 @@ def _rows(sweep: str) -> tuple[list[dict[str, str]], list[str]]:
 
 
 def targets_table() -> str:
-    from tensorrnn.report import summarize
+    from tensorrnn.report import selection_score, summarize
 
     lines = ["| issue | sweep | data set | d | model | target | mean test accuracy of the best by validation "
              "| seeds | rank | s / epoch | met |",
@@ -106,8 +106,7 @@ def targets_table() -> str:
         if not cands:
             lines.append(f"{head} {'not run yet' if not rows else 'no finished run'} | | | | |")
             continue
-        # Chosen by validation, so that the row does not select on the test set it reports.
-        best = max(cands, key=lambda s: (s["val_mean"], str(s.get("run", ""))))
+        best = max(cands, key=selection_score)  # the first of a tie, in summarize's fixed order
         met = "yes" if best["test_mean"] >= target else f"no (−{100 * (target - best['test_mean']):.2f} pt)"
         if best["finished"] < 3:
             met += f" ({best['finished']} seed{'s' if best['finished'] > 1 else ''}: weak evidence)"
@@ -303,10 +302,9 @@ GENERALIZED_SWEEPS = {
 def generalized_accuracy_text(sweep: str) -> str:
     """The table of one generalized sweep, led by its best-ReLU against best-product sentence.
 
-    "Best" is chosen by mean validation accuracy, so that the sentence does not select on
-    the test set it quotes.
+    "Best" is chosen by :func:`tensorrnn.report.selection_score` (validation).
     """
-    from tensorrnn.report import MODEL_NAMES
+    from tensorrnn.report import MODEL_NAMES, selection_score
 
     if not _rows(sweep)[0]:
         return ""
@@ -318,7 +316,7 @@ def generalized_accuracy_text(sweep: str) -> str:
     for s in summary:
         kind = "relu" if s["model"].startswith("relu-") else "product"
         key = (s["dataset"], kind)
-        if key not in best or (s["val_mean"], s["model"]) > (best[key]["val_mean"], best[key]["model"]):
+        if key not in best or selection_score(s) > selection_score(best[key]):
             best[key] = s
     sentences = []
     for d in sorted({d for d, _ in best}):

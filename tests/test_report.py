@@ -57,6 +57,17 @@ def test_mean_and_sample_std_over_seeds_and_failed_runs_left_out():
     assert best_by_model(summary)[("digits", "cp")]["rank"] == "16"
 
 
+def test_the_best_setting_is_chosen_on_validation_not_on_the_test_it_quotes():
+    # Rank 8 has the better test accuracy, rank 4 the better validation accuracy (by hand).
+    rows = [{**run_row("tt", "4", seed, test), "val_accuracy": val}
+            for seed, (test, val) in enumerate([("0.80", "0.90"), ("0.82", "0.88")])]
+    rows += [{**run_row("tt", "8", seed, test), "val_accuracy": val}
+             for seed, (test, val) in enumerate([("0.85", "0.84"), ("0.87", "0.86")])]  # fmt: skip
+    summary = summarize(rows, ["model", "rank", "seed"])
+    assert [s["val_mean"] for s in summary] == [pytest.approx(0.89), pytest.approx(0.85)]
+    assert best_by_model(summary)[("digits", "tt")]["rank"] == "4"
+
+
 def test_budget_sentences_are_generated_from_paired_seeds():
     from tensorrnn.report import budget_comparison
 

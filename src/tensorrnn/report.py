@@ -74,20 +74,25 @@ def comparison_table(summary: Sequence[Mapping[str, Any]], extra_keys: Sequence[
     return "\n".join(lines)
 
 
-def best_by_model(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """The setting with the highest mean validation accuracy per (dataset, model).
+def selection_score(s: Mapping[str, Any]) -> float:
+    """What picks the best of several settings: the mean validation accuracy.
 
-    Chosen on validation so that the test accuracy quoted for it is not selected on
-    itself; rows without a validation accuracy fall back to the test accuracy.
+    Chosen on validation so that the test accuracy quoted for the winner is not
+    selected on itself; a summary without validation accuracies falls back to the
+    test accuracy.
     """
-    def score(s: Mapping[str, Any]) -> float:
-        val = s.get("val_mean", math.nan)
-        return s["test_mean"] if math.isnan(val) else val
+    val = s.get("val_mean", math.nan)
+    return s["test_mean"] if math.isnan(val) else val
 
+
+def best_by_model(summary: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The setting with the highest :func:`selection_score` per (dataset, model); the first wins a tie."""
     best: dict[tuple[str, str], Mapping[str, Any]] = {}
     for s in summary:
         key = (s["dataset"], s["model"])
-        if not math.isnan(s["test_mean"]) and (key not in best or score(s) > score(best[key])):
+        if math.isnan(s["test_mean"]):
+            continue
+        if key not in best or selection_score(s) > selection_score(best[key]):
             best[key] = s
     return best
 
