@@ -7,12 +7,16 @@ features Φ) of ``TTNet(d=49, n=16, r=32, shared=True)`` at B = 512, float32, an
 in the same rounds the float32 GEMM ``(B×r)·(r×n·r)``. The issue's yardstick:
 the step does ``6·B·(d−2)·n·r²`` flops of matrix products (forward and the two
 backward products), and its rate in GFLOP/s should be at least half the rate
-of that GEMM. Two versions of the same step are timed round-robin:
+of that GEMM. Two versions of the same step are timed round-robin, each round
+running every version as a block: one untimed step, then ``--block`` timed
+consecutive steps, as a training loop runs them back to back (the untimed step
+warms the caches and the allocator after the other version's step):
 
-* ``eager``: the hand-written forward and backward loops of ``_SequentialChain``;
-* ``compiled`` (``compile_chain=True``, ``tensorrnn train --compile``): the same
-  loops through ``torch.compile``, in chunks of 16 steps (the compile time, paid
-  once per process and shape, is printed, not counted).
+* ``eager``: the hand-written forward and backward loops of ``_SequentialChain``
+  in Python;
+* ``fused`` (``compile_chain=True``, ``tensorrnn train --compile``): the same
+  loops in C++ (``tensorrnn/chain_kernel.cpp``), each step's elementwise work in
+  one pass (the build, once per machine, is printed, not counted).
 
 Medians of wall-clock and of this process's CPU time (the steadier measure on
 a shared machine). Threads and OpenMP's wait policy are set before torch loads.
@@ -48,7 +52,7 @@ from collections.abc import Callable  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from tensorrnn import networks  # noqa: E402
+from tensorrnn import chain_kernel  # noqa: E402
 from tensorrnn.networks import TTNet  # noqa: E402
 
 B, D, N, R, C = 512, 49, 16, 32, 10
@@ -67,6 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=21, help="timed rounds (default 21)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    parser.add_argument("--block", type=int, default=4, help="timed steps per version and round (default 4)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -77,42 +82,49 @@ def main() -> None:
     a, b = torch.randn(B, R, generator=gen), torch.randn(R, N * R, generator=gen)
     gemm_out = torch.empty(B, N * R)
 
-    def step(compiled: bool) -> Callable[[], object]:
+    def step(fused: bool) -> Callable[[], object]:
         def run() -> None:
-            net.compile_chain = compiled
+            net.compile_chain = fused
             net.zero_grad(set_to_none=True)
             phi.grad = None
             F.cross_entropy(net(phi), labels).backward()
 
         return run
 
-    compile_seconds = _timed(step(True))[0]
-    if "failed" in networks._compiled:
-        raise SystemExit("torch.compile failed on this machine; nothing to compare")
+    build_seconds = _timed(chain_kernel.load)[0]
+    if chain_kernel.load() is None:
+        raise SystemExit("the fused chain could not be built on this machine; nothing to compare")
 
     def gemm() -> None:
         for _ in range(D - 2):  # as many as the step has positions, so timer overhead is shared
             torch.mm(a, b, out=gemm_out)
 
-    variants = {"eager": step(False), "compiled": step(True), "gemm": gemm}
+    variants = {"eager": step(False), "fused": step(True), "gemm": gemm}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
     for round_ in range(args.warmup + args.repeats):
         for name, fn in variants.items():
-            t = _timed(fn)
+            fn()
+
+            def block(fn: Callable[[], object] = fn) -> None:
+                for _ in range(args.block):
+                    fn()
+
+            wall, cpu = _timed(block)
             if round_ >= args.warmup:
-                times[name].append(t)
+                times[name].append((wall / args.block, cpu / args.block))
 
     print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M}Z; torch {torch.__version__}; "
           f"threads {args.threads}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")  # fmt: skip
-    print(f"B={B} d={D} n={N} r={R} float32; {args.repeats} rounds after {args.warmup} warm-up; "
+    print(f"B={B} d={D} n={N} r={R} float32; {args.repeats} rounds of {args.block} steps after "
+          f"{args.warmup} warm-up; "
           f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}; "
-          f"first compiled step (compiling): {compile_seconds:.0f} s\n")  # fmt: skip
+          f"building the fused chain (or loading it): {build_seconds:.0f} s\n")  # fmt: skip
     for column, label in ((0, "wall-clock"), (1, "CPU time")):
         gemm_rate = (D - 2) * GEMM_FLOPS / statistics.median(t[column] for t in times["gemm"]) / 1e9
         print(f"Medians of {label}: GEMM (B×r)(r×n·r) at {gemm_rate:.1f} GFLOP/s\n")
         print("| step | ms/step | samples/s | GFLOP/s | % of the GEMM rate |")
         print("|---|---:|---:|---:|---:|")
-        for name in ("eager", "compiled"):
+        for name in ("eager", "fused"):
             seconds = statistics.median(t[column] for t in times[name])
             rate = STEP_FLOPS / seconds / 1e9
             print(f"| {name} | {1e3 * seconds:.1f} | {B / seconds:,.0f} | {rate:.1f} | "

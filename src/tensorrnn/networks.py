@@ -242,9 +242,10 @@ class TTNet(ScoreNetwork):
     generator
         Random generator for the initialisation (a seed fixes the network).
     compile_chain
-        Train through ``torch.compile``d loops (see ``_SequentialChain``): 1.3–1.9×
-        faster steps on a CPU after a minute of compiling (BENCHMARKS.md); falls
-        back to the plain loops where compiling fails.
+        Run the normalised sequential chain through its fused C++ loops (see
+        ``_SequentialChain``; built once per machine, about a minute): faster
+        steps on a CPU (BENCHMARKS.md). Falls back to the plain loops where the
+        kernel cannot be built, and on other devices.
     """
 
     def __init__(
@@ -312,15 +313,16 @@ class TTNet(ScoreNetwork):
         b, d, n, r = phi.shape[0], self.d, self.n, self.rank
         eps = self._eps(phi)
         log_scale = phi.new_zeros(b)
-        h = phi[:, 0] @ self.first  # (B, r)
+        # One split, not three slices: the backward of a slice fills a zero tensor of
+        # phi's full size, per slice; that of a split is one concatenation.
+        phi_first, phi_middle, phi_last = phi.split([1, d - 2, 1], dim=1)
+        h = phi_first[:, 0] @ self.first  # (B, r)
         if normalize:
             h, log_scale = _normalize(h, log_scale, eps, (-1,))
 
         if schedule == "sequential" and normalize and d > 2:
             # The same loop as below, with a hand-written backward (see _SequentialChain).
-            h, chain_log_scale = _SequentialChain.apply(
-                h, phi[:, 1 : d - 1], self.middle, eps, self.compile_chain
-            )
+            h, chain_log_scale = _SequentialChain.apply(h, phi_middle, self.middle, eps, self.compile_chain)
             log_scale = log_scale + chain_log_scale
         elif schedule == "sequential":
             for t in range(1, d - 1):
@@ -331,7 +333,7 @@ class TTNet(ScoreNetwork):
         elif d > 2:
             # The M_t themselves are not normalised: one M_t cannot overflow, and
             # skipping it saves passes over the largest tensor. Every product is.
-            mats = self._step_matrices(phi[:, 1 : d - 1])  # (d−2, B, r, r)
+            mats = self._step_matrices(phi_middle)  # (d−2, B, r, r)
             while mats.shape[0] > 1:
                 # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next
                 # level. split/unbind rather than strided slices: the backward of a
@@ -349,7 +351,7 @@ class TTNet(ScoreNetwork):
 
         # The last core carries the class: (B, r) @ (r, n·C), weighted by Φ[:, d].
         out = (h @ self.last.reshape(r, n * self.n_classes)).view(b, n, self.n_classes)
-        out = torch.bmm(phi[:, d - 1].unsqueeze(1), out).squeeze(1)
+        out = torch.bmm(phi_last, out).squeeze(1)
         return out, log_scale
 
     def _step_matrices(self, phi_mid: torch.Tensor) -> torch.Tensor:
@@ -423,51 +425,6 @@ def _chain_backward(
     return g, torch.stack(grad_phi[::-1]), torch.stack(grad_cores)
 
 
-COMPILE_CHUNK = 16
-"""Steps per compiled call: the compiler unrolls the loop, so chunks bound its work at any d."""
-_compiled: dict[str, object] = {}
-
-
-def _compile_chain() -> bool:
-    """Make the ``torch.compile``d chain loops; ``False`` once compiling has failed."""
-    if "failed" in _compiled:
-        return False
-    if not _compiled:
-        _compiled["forward"] = torch.compile(_chain_forward)
-        _compiled["backward"] = torch.compile(_chain_backward)
-    return True
-
-
-def _chain_call(name: str, plain, use_compiled: bool, *args):
-    """The compiled loop ``name`` on ``args`` if asked for, else (or where it fails) ``plain``."""
-    compiled = _compiled.get(name) if use_compiled else None
-    if compiled is None:
-        return plain(*args)
-    try:
-        return compiled(*args)
-    except Exception as error:  # noqa: BLE001 - any compiler failure falls back
-        _compile_failed(error)
-        return plain(*args)
-
-
-def _compile_failed(error: Exception) -> None:
-    import warnings
-
-    _compiled.clear()
-    _compiled["failed"] = True
-    warnings.warn(
-        f"torch.compile of the TT chain failed ({type(error).__name__}: {str(error)[:200]}); "
-        "running it uncompiled (same results, slower)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-
-
-def _chunks(m: int, compiled: bool) -> list[slice]:
-    step = COMPILE_CHUNK if compiled else m
-    return [slice(lo, min(lo + step, m)) for lo in range(0, m, step)]
-
-
 class _SequentialChain(torch.autograd.Function):
     """The normalised sequential schedule over the middle cores, with its own backward.
 
@@ -483,12 +440,12 @@ class _SequentialChain(torch.autograd.Function):
     core gradient needs is formed and consumed within one step, so it stays in
     cache (forming all steps' at once was slower: it streams through memory).
 
-    ``compiled``: run both loops through ``torch.compile`` in chunks of
-    :data:`COMPILE_CHUNK` steps, which fuses each step's small elementwise
-    kernels and removes the per-kernel overhead of Python and the dispatcher
-    (about two thirds of the plain step at B = 512, n = 16, r = 32 on a CPU:
-    benchmarks/BENCH_NETWORKS.md). It falls back to the plain loops, with a
-    warning, where compiling fails. Results agree to rounding, not bitwise.
+    ``fused``: run both loops in C++ (:mod:`tensorrnn.chain_kernel`, CPU
+    tensors in float32 or float64): the same GEMMs, with each step's
+    elementwise work in one hand-fused pass and no Python between steps. The
+    plain loops spend more time on those passes and on dispatch than on their
+    GEMMs (benchmarks/BENCH_NETWORKS.md). Results agree to rounding, not
+    bitwise; where the kernel cannot be built, the plain loops run.
 
     Inputs: ``h`` ``(B, r)`` unit state after position 1, ``phi`` ``(B, m, n)``
     the middle features, ``cores`` ``(m, r, n, r)`` or ``(1, r, n, r)`` (shared).
@@ -501,22 +458,20 @@ class _SequentialChain(torch.autograd.Function):
         phi: torch.Tensor,
         cores: torch.Tensor,
         eps: float,
-        compiled: bool = False,
+        fused: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        phi_steps = phi.transpose(0, 1).contiguous()  # (m, B, n): contiguous per step
-        ctx.compiled = compiled and _compile_chain()
-        states, norms = [h.unsqueeze(0)], []
-        for part in _chunks(phi_steps.shape[0], ctx.compiled):
-            chunk_cores = cores if cores.shape[0] == 1 else cores[part]
-            chunk = (states[-1][-1], phi_steps[part], chunk_cores, eps)
-            chunk_states, chunk_norms = _chain_call("forward", _chain_forward, ctx.compiled, *chunk)
-            states.append(chunk_states)
-            norms.append(chunk_norms)
-        # After a fallback the backward runs plain and in one piece, like an uncompiled chain.
-        ctx.compiled = ctx.compiled and "failed" not in _compiled
-        all_states, all_norms = torch.cat(states), torch.cat(norms)  # (m+1, B, r), (m, B)
-        ctx.save_for_backward(all_states, all_norms, phi_steps, cores)
-        return all_states[-1].clone(), all_norms.log().sum(dim=0)
+        flat_cores = cores.reshape(cores.shape[0], cores.shape[1], -1)  # (·, r, n·r)
+        ctx.kernel = _fused_kernel(h) if fused else None
+        if ctx.kernel is not None:
+            # Reads the (B, m, n) slice in place: no copy of the features.
+            all_states, norms = ctx.kernel.chain_forward(h, phi, flat_cores, eps)
+        else:
+            phi = phi.transpose(0, 1).contiguous()  # (m, B, n): contiguous per step
+            states, norms = _chain_forward(h, phi, flat_cores, eps)  # (m, B, r), (m, B)
+            all_states = torch.cat([h.unsqueeze(0), states])
+        ctx.save_for_backward(all_states, norms, phi, flat_cores)
+        ctx.cores_shape = cores.shape
+        return all_states[-1].clone(), norms.log().sum(dim=0)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -525,21 +480,25 @@ class _SequentialChain(torch.autograd.Function):
         grad_h: torch.Tensor | None,
         grad_log_scale: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
-        states, norms, phi_steps, cores = ctx.saved_tensors
-        m, b, _ = phi_steps.shape
-        shared = cores.shape[0] == 1
+        states, norms, phi, flat_cores = ctx.saved_tensors
+        m, b = norms.shape
         g = grad_h if grad_h is not None else torch.zeros_like(states[m])
         g_log = grad_log_scale if grad_log_scale is not None else states.new_zeros(b)
-        grad_phi, grad_cores = [], []
-        for part in reversed(_chunks(m, ctx.compiled)):
-            args = (states[part.start : part.stop + 1], norms[part], phi_steps[part],
-                    cores if shared else cores[part])  # fmt: skip
-            g, chunk_phi, chunk_cores = _chain_call("backward", _chain_backward, ctx.compiled,
-                                                    *args, g, g_log)  # fmt: skip
-            grad_phi.insert(0, chunk_phi)
-            grad_cores.insert(0, chunk_cores)
-        grad_cores_all = sum(grad_cores) if shared else torch.cat(grad_cores)
-        return g, torch.cat(grad_phi).transpose(0, 1), grad_cores_all.view(cores.shape), None, None
+        if ctx.kernel is not None:
+            g, grad_phi, grad_cores = ctx.kernel.chain_backward(states, norms, phi, flat_cores, g, g_log)
+        else:
+            g, grad_phi, grad_cores = _chain_backward(states, norms, phi, flat_cores, g, g_log)
+            grad_phi = grad_phi.transpose(0, 1)
+        return g, grad_phi, grad_cores.view(ctx.cores_shape), None, None
+
+
+def _fused_kernel(h: torch.Tensor):
+    """The C++ chain for these tensors, or ``None`` (CUDA, other dtypes, no compiler)."""
+    if h.device.type != "cpu" or h.dtype not in (torch.float32, torch.float64):
+        return None
+    from tensorrnn import chain_kernel
+
+    return chain_kernel.load()
 
 
 # --------------------------------------------------------------------------- #

@@ -88,7 +88,8 @@ class RunConfig:
         "auto", "Contraction: sequential, parallel or auto (parallel on CUDA, where it is 5-24x faster)."
     )
     compile: bool = _setting(
-        False, "torch.compile the TT chain: faster epochs after about a minute of compiling.", legacy=False
+        False, "Run the TT chain through its fused C++ loops (built once per machine, about a minute).",
+        legacy=False,
     )
     epochs: int = _setting(10, "Maximum number of epochs.")
     batch_size: int = _setting(128, "Mini-batch size.")

@@ -1,0 +1,54 @@
+"""The fused C++ loops of the normalised TT chain (``chain_kernel.cpp``), built on first use.
+
+``load()`` compiles the source with torch's extension builder (a C++ compiler and
+ninja; about a minute, once per machine: the build is cached under
+``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``) and returns the
+module, or ``None`` with one ``RuntimeWarning`` where building or importing
+fails; callers then run the plain Python loops, which compute the same thing.
+
+Flags: ``-O3``, plus AVX2 and FMA where torch reports the CPU has them; the
+capability is part of the module's name, so a build cached in a home folder that
+machines of different CPUs share is never loaded on the wrong one.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+SOURCE = Path(__file__).with_name("chain_kernel.cpp")
+_lock = threading.Lock()
+_loaded: dict[str, ModuleType | None] = {}
+
+
+def load() -> ModuleType | None:
+    """The built module, or ``None`` where it cannot be built here (warned once)."""
+    with _lock:
+        if "module" not in _loaded:
+            _loaded["module"] = _build()
+        return _loaded["module"]
+
+
+def _build() -> ModuleType | None:
+    try:
+        import torch
+        from torch.utils.cpp_extension import load as build_extension
+
+        capability = torch.backends.cpu.get_cpu_capability()
+        vector_flags = ["-mavx2", "-mfma"] if capability in ("AVX2", "AVX512") else []
+        return build_extension(
+            name=f"tensorrnn_chain_kernel_{capability.lower()}",
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-fopenmp-simd", *vector_flags],
+            verbose=False,
+        )
+    except Exception as error:  # noqa: BLE001 - any build failure falls back to the plain loops
+        warnings.warn(
+            f"building the fused TT chain failed ({type(error).__name__}: {str(error)[:200]}); "
+            "running the plain loops instead (same results, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
