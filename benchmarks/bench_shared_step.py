@@ -1,9 +1,11 @@
 """Issue 12, item 4: the TTNet(shared=True) training step against the GEMM of its shape.
 
     .venv/bin/python benchmarks/bench_shared_step.py [--threads 2] [--repeats 21]
+    .venv/bin/python benchmarks/bench_shared_step.py --d 784 --n 2 --rank 64 --batch 128
 
 Times forward + backward (cross-entropy, gradients for the cores and for the
-features Φ) of ``TTNet(d=49, n=16, r=32, shared=True)`` at B = 512, float32, and
+features Φ) of ``TTNet(d=49, n=16, r=32, shared=True)`` at B = 512 (the issue's
+shape; ``--d``, ``--n``, ``--rank`` and ``--batch`` set others), float32, and
 in the same rounds the float32 GEMM ``(B×r)·(r×n·r)``. The issue's yardstick:
 the step does ``6·B·(d−2)·n·r²`` flops of matrix products (forward and the two
 backward products), and its rate in GFLOP/s should be at least half the rate
@@ -55,9 +57,7 @@ import torch.nn.functional as F  # noqa: E402
 from tensorrnn import chain_kernel  # noqa: E402
 from tensorrnn.networks import TTNet  # noqa: E402
 
-B, D, N, R, C = 512, 49, 16, 32, 10
-STEP_FLOPS = 6 * B * (D - 2) * N * R * R  # the issue's count: matrix products only
-GEMM_FLOPS = 2 * B * R * N * R
+C = 10
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -72,7 +72,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21, help="timed rounds (default 21)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     parser.add_argument("--block", type=int, default=4, help="timed steps per version and round (default 4)")
+    parser.add_argument("--d", type=int, default=49, help="positions (default 49)")
+    parser.add_argument("--n", type=int, default=16, help="feature size (default 16)")
+    parser.add_argument("--rank", type=int, default=32, help="TT rank r (default 32)")
+    parser.add_argument("--batch", type=int, default=512, help="batch size B (default 512)")
     args = parser.parse_args()
+    B, D, N, R = args.batch, args.d, args.n, args.rank  # noqa: N806 - the issue's names
+    step_flops = 6 * B * (D - 2) * N * R * R  # the issue's count: matrix products only
+    gemm_flops = 2 * B * R * N * R
     torch.set_num_threads(args.threads)
 
     gen = torch.Generator().manual_seed(0)
@@ -120,13 +127,13 @@ def main() -> None:
           f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}; "
           f"building the fused chain (or loading it): {build_seconds:.0f} s\n")  # fmt: skip
     for column, label in ((0, "wall-clock"), (1, "CPU time")):
-        gemm_rate = (D - 2) * GEMM_FLOPS / statistics.median(t[column] for t in times["gemm"]) / 1e9
+        gemm_rate = (D - 2) * gemm_flops / statistics.median(t[column] for t in times["gemm"]) / 1e9
         print(f"Medians of {label}: GEMM (B×r)(r×n·r) at {gemm_rate:.1f} GFLOP/s\n")
         print("| step | ms/step | samples/s | GFLOP/s | % of the GEMM rate |")
         print("|---|---:|---:|---:|---:|")
         for name in ("eager", "fused"):
             seconds = statistics.median(t[column] for t in times[name])
-            rate = STEP_FLOPS / seconds / 1e9
+            rate = step_flops / seconds / 1e9
             print(f"| {name} | {1e3 * seconds:.1f} | {B / seconds:,.0f} | {rate:.1f} | "
                   f"{100 * rate / gemm_rate:.0f}% |")  # fmt: skip
         print()

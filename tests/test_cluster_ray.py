@@ -11,6 +11,7 @@ stop every Ray on the machine), also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -175,9 +176,18 @@ class LocalCluster:
                 if parent == raylet and command.startswith("ray::run_on_node")]  # fmt: skip
 
     def kill_node(self, name: str) -> None:
-        """SIGKILL the node's raylet: the node is lost with whatever runs on it."""
+        """SIGKILL the node's raylet and its workers: the node is lost with whatever runs on it.
+
+        The raylet alone is not enough: its worker lives on for a moment, and can finish a
+        short run and hand the result straight to the driver, so that nothing is retried
+        (the lost-node test once failed that way, seeing the victim's own epoch lines).
+        """
         self.remember()
-        os.kill(self.raylet(name), signal.SIGKILL)
+        raylet = self.raylet(name)
+        workers = [pid for pid, (parent, *_) in _processes().items() if parent == raylet]
+        for pid in (raylet, *workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         self.remember()

@@ -119,3 +119,26 @@ def test_a_compiled_training_run_follows_the_plain_one(kernel, tmp_path, model: 
                     for name in ("False", "True"))  # fmt: skip
     # Float32 rounding differs between the two (summation order), and training carries it on.
     assert fused == pytest.approx(plain, rel=1e-3)
+
+
+def test_the_ninja_beside_python_is_found_without_an_activated_venv(monkeypatch, tmp_path) -> None:
+    import shutil
+    import sys
+
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.parent.mkdir()
+    (fake_python.parent / "ninja").write_text("")
+    monkeypatch.setattr(sys, "executable", str(fake_python))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    chain_kernel._find_ninja()
+    assert chain_kernel.os.environ["PATH"] == f"{fake_python.parent}:/usr/bin"
+
+
+def test_fused_chain_takes_features_of_any_layout(kernel) -> None:
+    net, phi, labels = _case(9, True, torch.float64)
+    strided = phi.transpose(1, 2).contiguous().transpose(1, 2)  # same values, feature stride d
+    plain = _loss_and_grads(net, phi, labels)
+    net.compile_chain = True
+    for a, b in zip(plain, _loss_and_grads(net, strided, labels), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)

@@ -13,6 +13,9 @@ machines of different CPUs share is never loaded on the wrong one.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -38,8 +41,12 @@ def _build() -> ModuleType | None:
 
         capability = torch.backends.cpu.get_cpu_capability()
         vector_flags = ["-mavx2", "-mfma"] if capability in ("AVX2", "AVX512") else []
+        name = f"tensorrnn_chain_kernel_{capability.lower()}"
+        _find_ninja()
+        if not _is_built(name):
+            print("building the fused TT chain (once per machine, about a minute) ...", file=sys.stderr)
         return build_extension(
-            name=f"tensorrnn_chain_kernel_{capability.lower()}",
+            name=name,
             sources=[str(SOURCE)],
             extra_cflags=["-O3", "-fopenmp-simd", *vector_flags],
             verbose=False,
@@ -52,3 +59,23 @@ def _build() -> ModuleType | None:
             stacklevel=3,
         )
         return None
+
+
+def _find_ninja() -> None:
+    """Put the ninja that pip installed beside this Python on PATH, where torch looks for it.
+
+    A virtual environment's ``bin`` is on PATH only when activated; ``.venv/bin/python``
+    alone would otherwise fail to build for want of a tool it has.
+    """
+    beside = Path(sys.executable).parent
+    if shutil.which("ninja") is None and (beside / "ninja").is_file():
+        os.environ["PATH"] = f"{beside}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _is_built(name: str) -> bool:
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return (Path(_get_build_directory(name, False)) / f"{name}.so").is_file()
+    except Exception:  # noqa: BLE001 - a private helper of torch's; without it, say "building"
+        return False

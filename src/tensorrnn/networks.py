@@ -463,7 +463,8 @@ class _SequentialChain(torch.autograd.Function):
         flat_cores = cores.reshape(cores.shape[0], cores.shape[1], -1)  # (·, r, n·r)
         ctx.kernel = _fused_kernel(h) if fused else None
         if ctx.kernel is not None:
-            # Reads the (B, m, n) slice in place: no copy of the features.
+            # Reads the (B, m, n) slice in place (no copy) when each feature vector is contiguous.
+            phi = phi if phi.stride(2) == 1 else phi.contiguous()
             all_states, norms = ctx.kernel.chain_forward(h, phi, flat_cores, eps)
         else:
             phi = phi.transpose(0, 1).contiguous()  # (m, B, n): contiguous per step
