@@ -55,6 +55,7 @@ TARGETS = [  # (sweep folder, dataset, model, target mean test accuracy, issue, 
     ("long_chains_d196_aug40", "mnist", "tt-shared", 0.985, 12, 2),
     ("long_chains_d784_fused", "mnist", "tt-shared", 0.980, 12, 1),
     ("long_chains_d784_r128", "mnist", "tt-shared", 0.980, 12, 1),
+    ("long_chains_d784_r128_long", "mnist", "tt-shared", 0.980, 12, 1),
 ]
 SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "matched_budgets_mnist",
           "khrulkov2018_mnist", "long_chains_quick", "long_chains_ablation", "long_chains_targets",
@@ -64,7 +65,8 @@ SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "mat
           "long_chains_targets_middle_lr", "long_chains_tt49", "long_chains_tt49_long",
           "long_chains_d49_long", "long_chains_rank64", "long_chains_three_epochs_middle_lr",
           "long_chains_three_epochs_batch32", "long_chains_d196_long", "long_chains_d196_aug",
-          "long_chains_d196_aug40", "long_chains_d784_fused", "long_chains_d784_r128")
+          "long_chains_d196_aug40", "long_chains_d784_fused", "long_chains_d784_r128",
+          "long_chains_d784_r128_long")
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}
