@@ -442,7 +442,7 @@ class _SequentialChain(torch.autograd.Function):
 
     ``fused``: run both loops in C++ (:mod:`tensorrnn.chain_kernel`, CPU
     tensors in float32 or float64): the same GEMMs, with each step's
-    elementwise work in one hand-fused pass and no Python between steps. The
+    elementwise work in hand-fused passes and no Python between steps. The
     plain loops spend more time on those passes and on dispatch than on their
     GEMMs (benchmarks/BENCH_NETWORKS.md). Results agree to rounding, not
     bitwise; where the kernel cannot be built, the plain loops run.
