@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=32, help="TT rank r (default 32)")
     parser.add_argument("--batch", type=int, default=512, help="batch size B (default 512)")
     args = parser.parse_args()
-    B, D, N, R = args.batch, args.d, args.n, args.rank  # noqa: N806 - the issue's names
+    B, D, N, R = args.batch, args.d, args.n, args.rank  # the names
     step_flops = 6 * B * (D - 2) * N * R * R  # the count: matrix products only
     gemm_flops = 2 * B * R * N * R
     torch.set_num_threads(args.threads)
