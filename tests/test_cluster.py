@@ -6,12 +6,12 @@ mount namespace) are in test_cluster_ray.py.
 """
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -257,10 +257,28 @@ def _closed_port() -> int:
 
 
 def test_a_refusing_address_is_an_error_at_once():
-    started = time.monotonic()
     with pytest.raises(ConfigError, match="cannot reach a Ray head \\(connection refused\\)"):
         check_address(f"127.0.0.1:{_closed_port()}")
-    assert time.monotonic() - started < 3
+
+
+def test_token_mode_without_a_token_is_named_not_taken_for_a_missing_head(tmp_path: Path, monkeypatch):
+    # Ray's client aborts with a stack trace when RAY_AUTH_MODE=token finds no token; that was
+    # once reported as "no Ray head there (...python(_start+0x21) ...)".
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.raises(ConfigError, match="RAY_AUTH_MODE=token is set here but no token was found"):
+        check_address(f"127.0.0.1:{_closed_port()}")
+
+
+def test_a_crashed_ray_client_is_reported_with_its_reason(tmp_path: Path):
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path), RAY_AUTH_MODE="token")
+    probe = cluster._probe_gcs(f"127.0.0.1:{_closed_port()}", 60, env)
+    assert probe["outcome"] == "crash", probe
+    assert "authentication token" in probe["detail"] and "_start" not in probe["detail"], probe
 
 
 def _write(path: Path, values: dict) -> Path:
@@ -301,15 +319,12 @@ def test_compare_with_a_bad_address_exits_2_in_seconds_with_one_line(tmp_path: P
     pytest.importorskip("ray")
     port = _closed_port() if kind == "refused" else request.getfixturevalue("silent_port")
     config = _write(tmp_path / "g.yaml", {**RUN, "model": ["tt"], "name": "g"})
-    started = time.monotonic()
+    # The point is "fails, never hangs" (Ray's own wait is minutes): the subprocess timeout
+    # is the bound; a clock in the test would only measure the machine's load.
     done = subprocess.run([*CLI, "compare", "--config", str(config), "--executor", "ray", "--address",
                            f"127.0.0.1:{port}", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=30)  # fmt: skip
-    seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
-    # The point is "fails, never hangs" (Ray's own wait is minutes). A loose bound keeps
-    # a loaded machine from failing it; measured 4-6 s on two busy cores (BENCHMARKS.md).
-    assert seconds < 45, f"took {seconds:.1f} s"
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: --address"), done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "out").exists(), "nothing is created before the cluster answers"

@@ -413,7 +413,15 @@ def _probe_gcs(address: str, timeout: float, env: Mapping[str, str]) -> dict[str
     try:
         return json.loads(lines[-1])
     except (IndexError, ValueError):
-        return {"outcome": "error", "detail": (done.stderr.strip().splitlines() or ["no answer"])[-1]}
+        pass
+    # Ray's C++ client aborts on a failed check (a token mode without a token, say): its stack
+    # trace ends the output, the reason is on the "Check failed" line above it.
+    errors = done.stderr.strip().splitlines()
+    reason = next((line.split("Check failed:", 1)[1].strip() for line in errors if "Check failed:" in line),
+                  None)  # fmt: skip
+    if reason is not None or done.returncode < 0:
+        return {"outcome": "crash", "detail": reason or f"killed by signal {-done.returncode}"}
+    return {"outcome": "error", "detail": (errors or ["no answer"])[-1]}
 
 
 def check_address(address: str) -> dict[str, str]:
@@ -427,6 +435,11 @@ def check_address(address: str) -> dict[str, str]:
     ``RAY_AUTH_MODE`` was not set.
     """
     host, port = split_address(address)
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode == "token" and find_auth_token() is None:  # Ray's client would abort with a stack trace
+        raise ConfigError(f"--address {address}: RAY_AUTH_MODE=token is set here but no token was found; "
+                          f"put the head's token (`ray get-auth-token` there) in {AUTH_VARIABLES}, "
+                          "or unset RAY_AUTH_MODE (the token mode is found by itself)")  # fmt: skip
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
@@ -443,7 +456,6 @@ def check_address(address: str) -> dict[str, str]:
         seconds = f" {CONNECT_TIMEOUT_S:.0f} s" if grpc is None else ""
         raise ConfigError(f"--address {address}: the port accepts connections but {what}{seconds}; give "
                           "the head's GCS port (`ray start --head --port`, 6379 by default)")  # fmt: skip
-    mode = os.environ.get("RAY_AUTH_MODE")
     budget = PROBE_TIMEOUT_S
     probe = _probe_gcs(address, budget, os.environ)
     if probe["outcome"] == "auth" and mode is None:
@@ -470,6 +482,9 @@ def check_address(address: str) -> dict[str, str]:
         raise ConfigError(f"--address {address}: the port answers but no Ray head replied within "
                           f"{budget:.0f} s; give the head's GCS port (`ray start --head --port`, 6379 "
                           "by default)")  # fmt: skip
+    if probe["outcome"] == "crash":
+        raise ConfigError(f"--address {address}: Ray's client stopped while connecting "
+                          f"(RAY_AUTH_MODE={mode}): {probe['detail']}")  # fmt: skip
     if probe["outcome"] != "ok":
         detail = probe.get("detail", "no answer")
         raise ConfigError(f"--address {address}: no Ray head there ({detail}); give the head's GCS "
