@@ -45,7 +45,7 @@ def snapshot(folder: Path) -> set[str]:
         (["--data-dir", "/nonexistent/tensorrnn-data"], "/nonexistent/tensorrnn-data"),
         (["--config", str(CONFIGS / "fashion_targets.yaml")], "pick one run, e.g. --model tt"),
         (["--config", str(CONFIGS / "matched_budgets_fashion.yaml"), "--seed", "0"],
-         "lists points that set model, rank; pick one run, e.g. --model tt --rank 4"),
+         "points that fit these flags; pick one run, e.g. --model tt --rank 4,"),
     ],
 )
 def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, needle):
@@ -87,6 +87,26 @@ def test_a_comparison_config_trains_once_its_axes_are_pinned(tmp_path: Path):
     assert (stored["model"], stored["rank"], stored["init_noise"]) == ("cp", 3, 0.05)
     assert stored["dataset_options"]["n_samples"] == 400 and stored["dataset_options"]["d"] == 4
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_point_is_picked_by_its_flags_and_a_key_it_leaves_out_keeps_the_files_value(tmp_path: Path):
+    # As configs/targets_augmented.yaml: one point sets dropout, the others take the file's value.
+    grid = {"name": "g", "dataset": "synthetic-tt", "patch": 1, "feature_dim": 4, "epochs": 1,
+            "dropout": 0.0, "seed": [0, 1],
+            "points": [{"model": "tt", "rank": 2}, {"model": "tt", "rank": 2, "dropout": 0.1},
+                       {"model": "cp", "rank": 3, "budget": "small"}],
+            "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3,
+                                "n_samples": 300}}  # fmt: skip
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    ambiguous = run_cli("train", "--config", "grid.yaml", "--model", "tt", "--rank", "2", "--seed", "0",
+                        "--out", "run", "-q", cwd=tmp_path)  # fmt: skip
+    assert ambiguous.returncode == 2 and not (tmp_path / "run").exists()
+    assert "2 points that fit these flags; pick one run, e.g. --dropout 0.0," in ambiguous.stderr
+    result = run_cli("train", "--config", "grid.yaml", "--model", "cp", "--rank", "3", "--seed", "1",
+                     "--out", "run", "-q", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (stored["model"], stored["rank"], stored["dropout"], stored["seed"]) == ("cp", 3, 0.0, 1)
 
 
 def test_deterministic_mode_is_scoped_to_the_run(tmp_path: Path):

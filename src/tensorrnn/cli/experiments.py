@@ -53,18 +53,44 @@ def _parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return values
 
 
+def _flag_example(settings: dict[str, Any]) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(settings.items()))
+
+
+def _pick_point(path: Path, values: dict[str, Any], points: list[dict[str, Any]],
+                flags: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the one point the flags select (a key a point leaves out: the file's value)."""
+    from tensorrnn.sweep import LABEL_KEYS
+
+    keys = sorted({k for p in points for k in p} - set(LABEL_KEYS))
+    settings = [{k: p.get(k, values.get(k)) for k in keys} for p in points]
+    matching = [s for s in settings if all(s[k] == flags[k] for k in keys if k in flags)]
+    free = [k for k in keys if k not in flags]
+    choices = list({repr(sorted((k, s[k]) for k in free)): {k: s[k] for k in free}
+                    for s in matching}.values())  # fmt: skip
+    if len(choices) == 1:
+        return choices[0]
+    if not free:  # every key of the points pinned by a flag: a run beside the grid, as the flags say
+        return {}
+    if not matching:
+        listed = "; ".join(_flag_example({k: v for k, v in p.items() if k not in LABEL_KEYS}) for p in points)
+        raise ConfigError(f"{path}: no point has {_flag_example({k: flags[k] for k in keys if k in flags})};"
+                          f" its points are: {listed}; pick one, or run the grid with tensorrnn compare")
+    varying = [k for k in free if len({repr(c[k]) for c in choices}) > 1]
+    raise ConfigError(f"{path} lists {len(choices)} points that fit these flags; pick one run, e.g. "
+                      f"{_flag_example({k: choices[0][k] for k in varying})}, or run the grid with "
+                      "tensorrnn compare")  # fmt: skip
+
+
 def _values_from_config_file(path: Path, flags: dict[str, Any]) -> dict[str, Any]:
-    """A run config, or a comparison config whose grid axes the flags pin to one value."""
-    from tensorrnn.sweep import LABEL_KEYS, SWEEP_KEYS, load_config_file
+    """A run config, or a comparison config whose grid axes (or points) the flags pin to one run."""
+    from tensorrnn.sweep import SWEEP_KEYS, load_config_file
 
     raw = load_config_file(path)
     values = {k: v for k, v in raw.items() if k not in SWEEP_KEYS}
-    points = raw.get("points") if isinstance(raw.get("points"), list) else []
-    point_keys = sorted({k for p in points if isinstance(p, dict) for k in p} - set(LABEL_KEYS) - set(flags))
-    if point_keys:
-        example = " ".join(f"--{k.replace('_', '-')} {points[0][k]}" for k in point_keys if k in points[0])
-        raise ConfigError(f"{path} lists points that set {', '.join(point_keys)}; pick one run, e.g. "
-                          f"{example}, or run the grid with tensorrnn compare")  # fmt: skip
+    points = raw.get("points")
+    if isinstance(points, list) and all(isinstance(p, dict) for p in points) and points:
+        values.update(_pick_point(path, values, points, flags))
     axes = sorted(k for k, v in values.items() if isinstance(v, list) and k not in flags)
     if axes:
         choices = "; ".join(f"{k} is one of {values[k]}" for k in axes)
