@@ -138,13 +138,18 @@ def test_metrics_log_gradient_norms_per_parameter_group(tmp_path: Path):
 def test_feature_dropout_keeps_the_constant_and_the_old_behaviour_stays_reachable():
     from tensorrnn.train import FeatureDropout
 
-    phi = torch.cat([torch.ones(64, 49, 1), torch.zeros(64, 49, 7)], dim=2)  # blank patches
+    # The constant, then features that are all nonzero: a dropped entry shows as a zero.
+    features = torch.rand(64, 49, 7, generator=torch.Generator().manual_seed(5)) + 0.5
+    phi = torch.cat([torch.ones(64, 49, 1), features], dim=2)
     new = FeatureDropout(0.5, torch.Generator().manual_seed(0), keep_first=True).train()(phi)
     old = FeatureDropout(0.5, torch.Generator().manual_seed(0), keep_first=False).train()(phi)
+    # Reference: inverted dropout with the mask drawn from the same seed over the whole shape.
+    keep = torch.rand(phi.shape, generator=torch.Generator().manual_seed(0)) >= 0.5
+    assert torch.equal(old, torch.where(keep, 2 * phi, torch.zeros_like(phi)))
     assert torch.equal(new[..., 0], torch.ones(64, 49))
+    assert torch.equal(new[..., 1:], old[..., 1:])  # the same stream drops the same features
+    assert 0.45 < (new[..., 1:] == 0).float().mean() < 0.55  # 22,000 draws at p = 0.5
     assert (old[..., 0] == 0).any()  # the old behaviour zeroed whole feature vectors
-    # Same random stream: the other features are dropped identically.
-    assert torch.equal(new[..., 1:], old[..., 1:])
 
 
 def test_a_run_recorded_before_a_setting_existed_resumes_with_its_legacy_value(tmp_path: Path):
