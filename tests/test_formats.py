@@ -13,6 +13,8 @@ from tensorrnn.errors import ConfigError, SizeError, TensorRNNError
 from tensorrnn.formats import (
     FAMILIES,
     CPTensor,
+    TTPeriodicSharedTensor,
+    TTPeriodicTensor,
     TTSharedTensor,
     TTTensor,
     TTUniformTensor,
@@ -34,6 +36,14 @@ def dense_reference(tensor) -> np.ndarray:
         for _ in range(tensor.order):
             out = np.einsum("pa,aib->pib", out, g).reshape(-1, g.shape[2])
         return (out @ v).reshape((g.shape[1],) * tensor.order)
+    if isinstance(tensor, (TTPeriodicTensor, TTPeriodicSharedTensor)):
+        # The trace of the product of matrices, one prefix of mode values at a time.
+        cores = tensor.cores if isinstance(tensor, TTPeriodicTensor) else [tensor.core] * tensor.order
+        r, n = cores[0].shape[0], cores[0].shape[1]
+        prod = np.eye(r)[None]  # (prefix, r, r)
+        for g in cores:
+            prod = np.einsum("pab,bic->piac", prod, g.numpy()).reshape(-1, r, r)
+        return np.trace(prod, axis1=1, axis2=2).reshape((n,) * len(cores))
     if isinstance(tensor, TTSharedTensor):
         cores = [tensor.first] + [tensor.middle] * (tensor.order - 2) + [tensor.last]
         return tt_to_tensor([c.numpy() for c in cores])
@@ -67,7 +77,7 @@ def int_reference(tensor, p: int) -> np.ndarray:
     return (out.reshape(out.shape[1:-1]) % p).astype(np.int64)
 
 
-@pytest.mark.parametrize("family", ["tt", "tt-shared", "cp"])
+@pytest.mark.parametrize("family", ["tt", "tt-shared", "cp", "tt-periodic", "tt-periodic-shared"])
 def test_integer_matricization_is_exact_mod_p(family):
     p = 2_097_143
     tensor = random_tensor(family, 2, 3, 8, seed=3, modulus=p)
@@ -164,3 +174,29 @@ def test_order_one_tensors(family):
     tensor = random_tensor(family, 3, 2, 1, seed=4)
     np.testing.assert_allclose(tensor.full().numpy(), dense_reference(tensor), atol=1e-14)
     assert tensor.matricize("1").shape == (3, 1)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_periodic_tensor_is_the_trace_of_the_product(d):
+    """Against an explicit loop over all mode values: A[i] = tr(G_1[i_1] ... G_d[i_d])."""
+    for family in ("tt-periodic", "tt-periodic-shared"):
+        tensor = random_tensor(family, 2, 3, d, seed=11)
+        cores = tensor.cores if family == "tt-periodic" else [tensor.core] * d
+        full = tensor.full().numpy()
+        for idx in itertools.product(range(2), repeat=d):
+            product = np.eye(3)
+            for core, i in zip(cores, idx, strict=True):
+                product = product @ core[:, i, :].numpy()
+            assert abs(full[idx] - np.trace(product)) < 1e-12
+
+
+def test_periodic_shared_tensor_is_invariant_under_rotation():
+    """One core on a ring: rotating the modes leaves the tensor unchanged (exact, mod p)."""
+    tensor = random_tensor("tt-periodic-shared", 2, 3, 5, seed=4, modulus=101)
+    full = tensor.full().numpy()
+    np.testing.assert_array_equal(full, np.moveaxis(full, 0, -1))
+
+
+def test_ring_cores_must_share_one_shape():
+    with pytest.raises(ConfigError, match="ring cores must all be"):
+        TTPeriodicTensor([torch.zeros(2, 3, 2), torch.zeros(3, 3, 3)])

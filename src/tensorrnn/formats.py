@@ -29,7 +29,10 @@ import torch
 
 from tensorrnn.errors import ConfigError, SizeError
 
-FAMILIES = ("tt", "tt-shared", "tt-uniform", "cp")
+FAMILIES = ("tt", "tt-shared", "tt-uniform", "cp", "tt-periodic", "tt-periodic-shared")
+PERIODIC_FAMILIES = ("tt-periodic", "tt-periodic-shared")
+"""Trace boundary ``tr(G_1[i_1] ... G_d[i_d])`` (a ring of cores): distinct cores, or one core
+(translation-invariant, the form of tensorkrowch's ``UMPSLayer`` and TorchMPS's periodic MPS)."""
 
 # Integer instances are reduced modulo p after every product of two entries in
 # [0, p), summed over at most r terms: r * (p - 1)**2 must stay below 2**63.
@@ -336,6 +339,66 @@ class TTUniformTensor(TensorFormat):
         return [first.reshape(1, n, r)] + middle + [last.reshape(r, n, 1)]
 
 
+def ring_to_chain(cores: Sequence[torch.Tensor], modulus: int | None = None) -> list[torch.Tensor]:
+    """Open-chain cores (bond ``r^2``) of ``tr(G_1[i_1] ... G_d[i_d])``, each ``G_k`` ``(r, n, r)``.
+
+    The trace is ``sum_a e_a^T G_1 ... G_d e_a``: the chain carries the starting state ``a``
+    beside the running state ``b``, as the pair ``(a, b)``. First core ``[0, i, (a, b)] =
+    G_1[a, i, b]``; middle cores ``[(a, b), i, (a', b')] = [a = a'] G_k[b, i, b']``; last core
+    ``[(a, b), i, 0] = G_d[b, i, a]``. Entries stay those of the ``G_k`` (0 or one entry), so
+    integer cores stay reduced.
+    """
+    d = len(cores)
+    r, n, _ = cores[0].shape
+    if d == 1:
+        diag = torch.diagonal(cores[0], dim1=0, dim2=2).sum(dim=-1)  # (n,)
+        return [_reduce(diag, modulus).reshape(1, n, 1)]
+    eye = torch.eye(r, dtype=cores[0].dtype, device=cores[0].device)
+    first = cores[0].permute(1, 0, 2).reshape(1, n, r * r)  # (a, b) with a major
+    middle = [torch.einsum("ac,bid->abicd", eye, G).reshape(r * r, n, r * r) for G in cores[1:-1]]
+    last = cores[-1].permute(2, 0, 1).reshape(r * r, n, 1)  # [(a, b), i] = G_d[b, i, a]
+    return [first, *middle, last]
+
+
+@dataclass
+class TTPeriodicTensor(TensorFormat):
+    """``tr(G_1[i_1] G_2[i_2] ... G_d[i_d])`` with distinct ``(r, n, r)`` cores (a ring)."""
+
+    cores: list[torch.Tensor]
+    modulus: int | None = None
+    family: str = "tt-periodic"
+
+    def __post_init__(self) -> None:
+        _check_ring(self.cores)
+
+    def tt_cores(self) -> list[torch.Tensor]:
+        return ring_to_chain(self.cores, self.modulus)
+
+
+@dataclass
+class TTPeriodicSharedTensor(TensorFormat):
+    """``tr(G[i_1] G[i_2] ... G[i_d])``: one core everywhere on the ring (translation-invariant)."""
+
+    core: torch.Tensor
+    order: int
+    modulus: int | None = None
+    family: str = "tt-periodic-shared"
+
+    def __post_init__(self) -> None:
+        if self.order < 1:
+            raise ConfigError(f"tt-periodic-shared needs order d >= 1, got d={self.order}")
+        _check_ring([self.core])
+
+    def tt_cores(self) -> list[torch.Tensor]:
+        return ring_to_chain([self.core] * self.order, self.modulus)
+
+
+def _check_ring(cores: Sequence[torch.Tensor]) -> None:
+    shapes = [tuple(c.shape) for c in cores]
+    if not shapes or any(len(s) != 3 or s[0] != s[2] or s[0] != shapes[0][0] for s in shapes):
+        raise ConfigError(f"ring cores must all be (r, n, r) with one r, got shapes {shapes}")
+
+
 @dataclass
 class CPTensor(TensorFormat):
     """``sum_k weights[k] a_k^(1) ⊗ ... ⊗ a_k^(d)``; ``factors[j]`` is ``(n_j, R)``."""
@@ -413,8 +476,8 @@ def random_tensor(
     Parameters
     ----------
     family
-        ``"tt"``, ``"tt-shared"``, ``"tt-uniform"`` or ``"cp"`` (for ``cp``,
-        ``r`` is the CP rank ``R``).
+        ``"tt"``, ``"tt-shared"``, ``"tt-uniform"``, ``"cp"`` (for ``cp``, ``r`` is the
+        CP rank ``R``), ``"tt-periodic"`` or ``"tt-periodic-shared"`` (trace boundary).
     n, r, d
         Mode size, TT rank (or CP rank) and order.
     seed
@@ -441,6 +504,10 @@ def random_tensor(
         return TTSharedTensor(draw(1, n, r), draw(r, n, r), draw(r, n, 1), d, modulus)
     if family == "tt-uniform":
         return TTUniformTensor(draw(r, n, r), draw(r), draw(r), d, modulus)
+    if family == "tt-periodic":
+        return TTPeriodicTensor([draw(r, n, r) for _ in range(d)], modulus=modulus)
+    if family == "tt-periodic-shared":
+        return TTPeriodicSharedTensor(draw(r, n, r), d, modulus)
     factors = [draw(n, r) for _ in range(d)]
     return CPTensor(factors, modulus=modulus)
 

@@ -39,9 +39,11 @@ exact engine's prime) gives ``int64`` cores reduced modulo ``p``, ready for
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import flint
 import numpy as np
@@ -391,6 +393,8 @@ class UniformWitness:
     u: np.ndarray
     v: np.ndarray
     construction: str
+    closed_form: bool = True
+    """``False`` where the core was found by a search or read from a checked certificate."""
 
 
 def _stack(letters: Sequence[np.ndarray], n: int, r: int) -> np.ndarray:
@@ -432,21 +436,63 @@ def _transfer_ok(core: np.ndarray, p: int) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
+def _closed_form_core(n: int, r: int, p: int) -> np.ndarray | None:
+    """The closed-form transfer core of ``(n, r)`` if there is one and its K is invertible mod ``p``."""
+    if r > MAX_RECIPE_R or n not in _recipes(r):
+        return None
+    core = _stack(_basis(n, r), n, r)
+    return core if _transfer_ok(core, p) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _closed_form_boundaries(n: int, r: int, p: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Boundary vectors for the closed-form core, or ``None`` where none exist.
+
+    Some closed-form spans admit no ``u`` at all: for a complete bipartite graph
+    ``K_{a,b}`` without loops, ``w = (u_A, -u_B)`` is orthogonal to every ``u^T G[e]``, so
+    ``[u^T G[e]]_e`` has rank below ``r`` for every ``u`` (THEORY.md, Theorem 2 remark).
+    """
+    core = _closed_form_core(n, r, p)
+    return None if core is None else _boundaries(core, p, 1_000_003 * r + n)
+
+
+def free_end_cores(n: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """First ``(1, n, r)`` and last ``(r, n, 1)`` cores whose ``n x r`` and ``r x n`` matrices
+    have rank ``r`` (``g_1[e] = e_e^T``, ``g_d[e] = e_e`` for ``e < r``, zero after); needs
+    ``n >= r``.
+
+    ``tt`` and ``tt-shared`` choose their end cores freely, so a middle core with an
+    invertible transfer matrix proves the min-cut with these ends whether or not
+    boundary vectors ``u, v`` exist for it (THEORY.md, Theorem 2).
+    """
+    if n < r:
+        raise ConfigError(f"free end cores of rank r need n >= r, got n={n}, r={r}")
+    first = np.zeros((1, n, r), dtype=object)
+    last = np.zeros((r, n, 1), dtype=object)
+    for e in range(r):
+        first[0, e, e] = 1
+        last[e, e, 0] = 1
+    return first, last
+
+
+@functools.lru_cache(maxsize=256)
 def _transfer_witness(n: int, r: int, p: int) -> UniformWitness:
     seed = 1_000_003 * r + n
-    if r <= MAX_RECIPE_R and n in _recipes(r):
-        core = _stack(_basis(n, r), n, r)
-        if _transfer_ok(core, p):
-            pair = _boundaries(core, p, seed)
-            if pair is not None:
-                return UniformWitness(core, *pair, construction=_describe(_recipes(r)[n], r))
+    core = _closed_form_core(n, r, p)
+    pair = _closed_form_boundaries(n, r, p)
+    if core is not None and pair is not None:
+        return UniformWitness(core, *pair, construction=_describe(_recipes(r)[n], r))
+    certificate = load_certificate(n, r)
+    if certificate is not None and _transfer_ok(certificate.core, p):
+        return certificate
     rng = np.random.default_rng(seed)
     for attempt in range(SEARCH_TRIES):
         core = rng.integers(-1, 2, (r, n, r)).astype(object)
         if _transfer_ok(core, p):
             pair = _boundaries(core, p, seed + attempt)
             if pair is not None:
-                return UniformWitness(core, *pair, construction=f"search (seed {seed}, try {attempt})")
+                return UniformWitness(core, *pair, construction=f"search (seed {seed}, try {attempt})",
+                                      closed_form=False)  # fmt: skip
     raise ConfigError(  # pragma: no cover - a singular transfer matrix 64 times in a row
         f"no transfer witness found for n={n}, r={r} modulo {p} in {SEARCH_TRIES} tries; use a larger prime"
     )
@@ -478,7 +524,8 @@ def uniform_witness(kind: str, n: int, r: int, *, modulus: int = WITNESS_PRIME) 
         )
     if kind == "transfer":
         found = _transfer_witness(n, r, p)  # cached: hand out copies
-        return UniformWitness(found.core.copy(), found.u.copy(), found.v.copy(), found.construction)
+        return UniformWitness(found.core.copy(), found.u.copy(), found.v.copy(), found.construction,
+                              found.closed_form)  # fmt: skip
     core = np.zeros((r, n, r), dtype=object)
     e0 = np.zeros(r, dtype=object)
     e0[0] = 1
@@ -495,6 +542,168 @@ def uniform_witness(kind: str, n: int, r: int, *, modulus: int = WITNESS_PRIME) 
             core[a, a * r + b, b] = 1
     ones = np.ones(r, dtype=object)
     return UniformWitness(core, ones, ones.copy(), construction="matrix units E_ab, u = v = 1")
+
+
+def _uses_free_ends(n: int, r: int, p: int) -> bool:
+    """Whether the tt / tt-shared transfer witness is the closed-form middle core with free
+    end cores: the closed-form core exists but no boundary vectors ``u, v`` do."""
+    return (r < n < r * r and _closed_form_core(n, r, p) is not None
+            and _closed_form_boundaries(n, r, p) is None)  # fmt: skip
+
+
+def witness_construction(kind: str, n: int, r: int, family: str | None = None,
+                         *, modulus: int = WITNESS_PRIME) -> str:  # fmt: skip
+    """How :func:`witness` builds ``kind`` at ``(n, r)`` in ``family``, in words."""
+    if kind == "alternating":
+        return "distinct cores, bond ranks r,1,r,1,..."
+    family = KINDS[kind].family if family is None else family
+    if kind == "transfer" and family != "tt-uniform" and _uses_free_ends(n, r, modulus):
+        return f"{_describe(_recipes(r)[n], r)} with free end cores (no u, v exist for this span)"
+    return uniform_witness(kind, n, r, modulus=modulus).construction
+
+
+# --------------------------------------------------------------------------- #
+# What proves the generic rank of a setting (closed form, argument, checked core)
+# --------------------------------------------------------------------------- #
+
+BASIS_CLOSED_FORM = "closed form"
+BASIS_FREE_ENDS = "closed-form core, free end cores"
+BASIS_OPEN_SETS = "closed-form core, open-set argument"
+BASIS_CHECKED = "checked core"
+
+
+def proof_basis(n: int, r: int, family: str, *, modulus: int = WITNESS_PRIME) -> tuple[str, str] | None:
+    """Why the generic odd/even rank of ``family`` at ``(n, r)`` is the min-cut for every even d.
+
+    Returns ``(witness kind, basis)`` or ``None`` where nothing is proved:
+
+    * ``BASIS_CLOSED_FORM``: an explicit witness (``delta``, ``hub``, ``matrix-unit``, or
+      a ``transfer`` core from :func:`transfer_recipe` with boundary vectors found).
+    * ``BASIS_FREE_ENDS``: ``tt``/``tt-shared``, a closed-form transfer core for which no
+      ``u, v`` exist; the free end cores of :func:`free_end_cores` replace them.
+    * ``BASIS_OPEN_SETS``: ``tt-uniform`` at those sizes: "K invertible" and "``U``, ``B`` of
+      rank r" are non-empty Zariski-open sets of one irreducible parameter space, so they
+      meet (THEORY.md, Theorem 2, Corollary); no explicit uniform witness is claimed.
+    * ``BASIS_CHECKED``: no closed-form core; a core whose transfer matrix has a non-zero
+      determinant modulo a prime is stored as a certificate file
+      (:func:`load_certificate`): a computer-checked proof for this ``(n, r)`` only.
+    """
+    kind = mincut_kind(n, r)
+    if kind != "transfer":
+        return kind, BASIS_CLOSED_FORM
+    if _closed_form_core(n, r, modulus) is not None:
+        if _closed_form_boundaries(n, r, modulus) is not None:
+            return kind, BASIS_CLOSED_FORM
+        return kind, BASIS_OPEN_SETS if family == "tt-uniform" else BASIS_FREE_ENDS
+    if load_certificate(n, r) is not None:
+        return kind, BASIS_CHECKED
+    return None
+
+
+# --------------------------------------------------------------------------- #
+# Certificates: checked transfer cores where no closed form is known
+# --------------------------------------------------------------------------- #
+
+CERTIFICATE_DIR = Path(__file__).resolve().parents[2] / "docs" / "results" / "certificates"
+"""Where the checked transfer cores live (a source checkout's ``docs/results/certificates``;
+an installed copy without it has no certificates, and those sizes read as not proved)."""
+
+CERTIFICATE_FORMAT = "tensorrnn transfer certificate 1"
+_SIGNS = {"-": -1, "0": 0, "+": 1}
+
+
+def certificate_path(n: int, r: int, folder: Path | None = None) -> Path:
+    """``transfer_r05_n022.json`` in ``folder`` (default :data:`CERTIFICATE_DIR`)."""
+    return (CERTIFICATE_DIR if folder is None else Path(folder)) / f"transfer_r{r:02d}_n{n:03d}.json"
+
+
+def _decode_core(text: str, n: int, r: int) -> np.ndarray:
+    if len(text) != r * n * r or set(text) - set(_SIGNS):
+        raise ConfigError(f"certificate core for n={n}, r={r} is not {r * n * r} characters of '-0+'; "
+                          "regenerate it with tensorrnn.witness.write_certificates")  # fmt: skip
+    return np.array([_SIGNS[c] for c in text], dtype=object).reshape(r, n, r)
+
+
+@functools.lru_cache(maxsize=512)
+def load_certificate(n: int, r: int, folder: str | None = None) -> UniformWitness | None:
+    """The stored checked core of ``(n, r)`` as a witness, or ``None`` if there is no file.
+
+    The file is only read here; :func:`check_certificate` re-checks its determinant.
+    """
+    path = certificate_path(n, r, None if folder is None else Path(folder))
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != CERTIFICATE_FORMAT or (data["n"], data["r"]) != (n, r):
+        raise ConfigError(f"{path} is not a transfer certificate for n={n}, r={r}; delete or regenerate it")
+    core = _decode_core(data["core"], n, r)
+    u = np.array(data["u"], dtype=object)
+    v = np.array(data["v"], dtype=object)
+    return UniformWitness(core, u, v, construction=f"checked core ({path.name})", closed_form=False)
+
+
+def transfer_determinant(core: np.ndarray, p: int) -> int:
+    """``det K mod p`` of the transfer matrix (rows ``(a, e)``, columns ``(f, b)``, C order)."""
+    K = transfer_matrix(np.asarray(core, dtype=np.int64))
+    size = K.shape[0]
+    entries = [int(x) % p for x in K.ravel()]
+    return int(flint.nmod_mat(size, size, entries, p).det())
+
+
+def make_certificate(n: int, r: int, *, modulus: int = WITNESS_PRIME, tries: int = SEARCH_TRIES) -> dict:
+    """Search seeded ``{-1, 0, 1}`` cores until one has ``det K != 0 (mod p)``; return its record.
+
+    The search is the one :func:`uniform_witness` runs (seed ``1_000_003 r + n``); the
+    record stores the core itself, so checking it needs no random generator.
+    """
+    check_witness_sizes("transfer", n, r, 2)
+    p = _check_prime(modulus)
+    seed = 1_000_003 * r + n
+    rng = np.random.default_rng(seed)
+    for attempt in range(tries):
+        core = rng.integers(-1, 2, (r, n, r))
+        det = transfer_determinant(core, p)
+        if det == 0:
+            continue
+        pair = _boundaries(core.astype(object), p, seed + attempt)
+        if pair is None:
+            continue
+        u, v = pair
+        return {
+            "format": CERTIFICATE_FORMAT, "n": n, "r": r, "prime": p, "det_K_mod_p": det,
+            "seed": seed, "try": attempt,
+            "statement": (f"K[(a, e), (f, b)] = (G[f] G[e])_ab, rows a*n+e, columns f*r+b, has "
+                          f"det = {det} mod {p}, so det K != 0 over Q: by THEORY.md Theorem 2 the "
+                          f"generic odd/even rank of tt, tt-shared and tt-uniform at n={n}, r={r} is "
+                          f"r*n^(d/2-1) for every even d"),
+            "core_layout": "G[a, e, b] = core[(a*n + e)*r + b]; '-', '0', '+' are -1, 0, 1",
+            "core": "".join("-0+"[int(x) + 1] for x in core.ravel()),
+            "u": [int(x) for x in u], "v": [int(x) for x in v],
+        }  # fmt: skip
+    raise ConfigError(f"no core with invertible K found for n={n}, r={r} in {tries} tries; raise tries")
+
+
+def gap_sizes(r: int) -> list[int]:
+    """The ``n`` with ``r <= n <= r^2`` outside :func:`explicit_sizes` ``(r)`` (no closed form)."""
+    return [n for n in range(r, r * r + 1) if n not in explicit_sizes(r)]
+
+
+def write_certificates(max_r: int, folder: Path | None = None, *, quiet: bool = False) -> list[Path]:
+    """Write a certificate for every gap ``(n, r)``, ``r <= max_r``; existing files are kept."""
+    from tensorrnn.atomic import atomic_write_json
+
+    out = CERTIFICATE_DIR if folder is None else Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in range(1, _positive("max_r", max_r) + 1):
+        for n in gap_sizes(r):
+            path = certificate_path(n, r, out)
+            if not path.exists():
+                atomic_write_json(path, make_certificate(n, r))
+                if not quiet:
+                    print(f"wrote {path}", flush=True)
+            written.append(path)
+    return written
 
 
 def _alternating_cores(n: int, r: int, d: int) -> list[np.ndarray]:
@@ -567,7 +776,14 @@ def witness(
     p = None if modulus is None else _check_prime(modulus)
     if kind == "alternating":
         return TTTensor([_to_torch(c, p) for c in _alternating_cores(n, r, d)], modulus=p)
-    parts = uniform_witness(kind, n, r, modulus=p if p is not None else WITNESS_PRIME)
+    prime = p if p is not None else WITNESS_PRIME
+    if kind == "transfer" and family != "tt-uniform" and _uses_free_ends(n, r, prime):
+        first, last = free_end_cores(n, r)
+        middle, first, last = (_to_torch(x, p) for x in (_closed_form_core(n, r, prime), first, last))
+        if family == "tt-shared":
+            return TTSharedTensor(first, middle, last, d, modulus=p)
+        return TTTensor([first] + [middle] * (d - 2) + [last], modulus=p)
+    parts = uniform_witness(kind, n, r, modulus=prime)
     core, u, v = (_to_torch(x, p) for x in (parts.core, parts.u, parts.v))
     uniform = TTUniformTensor(core, u, v, d, modulus=p)
     if family == "tt-uniform":

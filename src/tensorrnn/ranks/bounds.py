@@ -71,14 +71,80 @@ def mincut_bound(mode_sizes: Sequence[int], bonds: Sequence[int], row_modes: Seq
     return min(best.values())
 
 
+def cp_expansion_bound(family: str, n: int, r: int, d: int) -> tuple[int, str] | None:
+    """An upper bound on the CP rank of *every* tensor of the family, and where it comes from.
+
+    * ``tt``, ``tt-shared``, ``tt-uniform``: expanding the chain's bond sums gives one
+      rank-one term per choice of the ``d - 1`` bond indices, ``prod(effective_bonds)``
+      (``r^(d-1)`` when ``n >= r``; THEORY.md, Theorem 6); with ``u, v`` folded into the end
+      cores the uniform chain is the same sum.
+    * periodic chains (trace boundary): ``r^d`` terms, one per choice of the ``d`` ring bonds.
+    * ``cp``: its rank ``r``.
+    * every tensor of ``(F^n)^(⊗d)``: ``n^(d-1)`` (sum over all but one mode of slices).
+
+    Returns ``(bound, "expansion")``, ``(bound, "n^(d-1)")``, or ``(r, "cp rank")``;
+    ``None`` for an unknown family.
+    """
+    if family == "cp":
+        return r, "cp rank"
+    if family in ("tt", "tt-shared", "tt-uniform"):
+        terms = 1
+        for bond in effective_bonds(n, r, d):
+            terms *= bond
+    elif family in ("tt-periodic", "tt-periodic-shared"):
+        terms = r**d
+    else:
+        return None
+    trivial = n ** (d - 1)
+    return (terms, "expansion") if terms <= trivial else (trivial, "n^(d-1)")
+
+
+def ring_mincut_bound(mode_sizes: Sequence[int], bond: int, row_modes: Sequence[int]) -> int:
+    """Minimum cut of a *ring* of ``d`` cores (periodic chain, every bond of size ``bond``).
+
+    Like :func:`mincut_bound`, with one more bond, between the last core and the first:
+    each core goes to the row or the column side; a leg on the other side costs its mode
+    size, a bond between sides costs ``bond``. The side of the first core is fixed in
+    turn, the chain DP runs, and the closing bond is charged at the end. Exact.
+    """
+    rows = set(row_modes)
+    d = len(mode_sizes)
+
+    def leg_cost(k: int, side_is_row: bool) -> int:
+        return 1 if (k in rows) == side_is_row else mode_sizes[k]
+
+    best_total = None
+    for first in (True, False):
+        best = {first: leg_cost(0, first), not first: None}
+        for k in range(1, d):
+            nxt = {}
+            for s in (True, False):
+                options = [v * (1 if t == s else bond) for t, v in best.items() if v is not None]
+                nxt[s] = leg_cost(k, s) * min(options)
+            best = nxt
+        for s, v in best.items():
+            total = v * (1 if s == first else bond) if d > 1 else v
+            best_total = total if best_total is None else min(best_total, total)
+    return best_total
+
+
+def family_mincut(family: str, n: int, r: int, d: int, row_modes: Sequence[int]) -> int:
+    """The min-cut upper bound on a matricization rank of ``family``: the ring for periodic
+    chains (untrimmed bonds ``r``), the trimmed chain otherwise (cp as a chain too)."""
+    if family in ("tt-periodic", "tt-periodic-shared"):
+        return ring_mincut_bound([n] * d, r, row_modes)
+    return mincut_bound([n] * d, effective_bonds(n, r, d), row_modes)
+
+
 # --------------------------------------------------------------------------- #
 # Witnesses: lower bounds proved for every even d (docs/THEORY.md)
 # --------------------------------------------------------------------------- #
 
 STATUS_PROVED = "proved for all d"
+STATUS_CHECKED = "proved (checked core)"
 STATUS_CERTIFIED = "certified"
 STATUS_OPEN = "open"
-STATUSES = (STATUS_PROVED, STATUS_CERTIFIED, STATUS_OPEN)
+STATUSES = (STATUS_PROVED, STATUS_CHECKED, STATUS_CERTIFIED, STATUS_OPEN)
 WITNESS_FAMILIES = ("tt", "tt-shared", "tt-uniform")
 """Families a uniform witness belongs to: tt-uniform is inside tt-shared, inside tt."""
 
@@ -88,21 +154,29 @@ def proof_status(
 ) -> tuple[str, str | None]:
     """Whether the generic rank of one setting is proved, certified or open.
 
-    Returns ``(status, witness kind)``:
+    Returns ``(status, witness label)``:
 
-    * ``STATUS_PROVED``: odd-even split of a tt, tt-shared or tt-uniform family and a
-      witness with a closed-form core (:func:`tensorrnn.witness.closed_form_kind`) whose
-      closed-form rank equals ``mincut`` at this ``d``: the generic odd/even rank equals
-      the min-cut for every even ``d`` (THEORY.md).
+    * ``STATUS_PROVED``: odd-even split of a tt, tt-shared or tt-uniform family, and the
+      min-cut is proved for every even ``d`` by a formula or an argument
+      (:func:`tensorrnn.witness.proof_basis`: a closed-form witness; for the transfer
+      regime also a closed-form core with free end cores, or, for tt-uniform, the
+      open-set argument). The label is the witness kind, with the basis in brackets
+      where it is not a plain closed-form witness.
+    * ``STATUS_CHECKED``: the same conclusion from a core found by search whose transfer
+      matrix is checked invertible (a certificate file): proved for this ``(n, r)``, every
+      even ``d``, but not by a formula.
     * ``STATUS_CERTIFIED``: the certified rank equals the min-cut, but no all-d proof.
     * ``STATUS_OPEN``: neither.
     """
-    from tensorrnn.witness import closed_form_kind, witness_rank
+    from tensorrnn.witness import BASIS_CHECKED, BASIS_CLOSED_FORM, proof_basis, witness_rank
 
     if split == "odd-even" and family in WITNESS_FAMILIES and d % 2 == 0:
-        kind = closed_form_kind(n, r)
-        if kind is not None and witness_rank(kind, n, r, d) == mincut:
-            return STATUS_PROVED, kind
+        found = proof_basis(n, r, family)
+        if found is not None and witness_rank(found[0], n, r, d) == mincut:
+            kind, basis = found
+            if basis == BASIS_CHECKED:
+                return STATUS_CHECKED, f"{kind}, {basis}"
+            return STATUS_PROVED, kind if basis == BASIS_CLOSED_FORM else f"{kind}, {basis}"
     if certified is not None and certified == mincut:
         return STATUS_CERTIFIED, None
     return STATUS_OPEN, None
@@ -167,7 +241,7 @@ def check_witness(
 
     from tensorrnn.formats import check_fits, default_memory_limit, parse_split
     from tensorrnn.ranks.modp import DEFAULT_PRIME, check_prime, exact_rank
-    from tensorrnn.witness import uniform_witness, witness, witness_rank
+    from tensorrnn.witness import witness, witness_construction, witness_rank
 
     closed = witness_rank(kind, n, r, d)  # validates kind and sizes first
     p = check_prime(DEFAULT_PRIME if prime is None else prime, engine)
@@ -176,10 +250,7 @@ def check_witness(
     check_fits(2 * side * side, 8, limit, f"the {side}x{side} matricization of the {kind} witness")
     start = time.perf_counter()
     tensor = witness(kind, n, r, d, family=family, modulus=p)
-    construction = (
-        "distinct cores, bond ranks r,1,r,1,..." if kind == "alternating"
-        else uniform_witness(kind, n, r, modulus=p).construction
-    )  # fmt: skip
+    construction = witness_construction(kind, n, r, family, modulus=p)
     matrix = tensor.matricize("odd-even", max_bytes=limit)
     exact = exact_rank(matrix, p, engine=engine)
     cut = mincut_bound([n] * d, effective_bonds(n, r, d), parse_split("odd-even", d))

@@ -56,8 +56,7 @@ from tensorrnn.formats import (
     split_label,
 )
 from tensorrnn.ranks.bounds import (
-    effective_bonds,
-    mincut_bound,
+    family_mincut,
     theorem_bound,
 )
 from tensorrnn.ranks.cpfit import MAX_ENTRIES, cp_upper_bound
@@ -106,7 +105,8 @@ class RankJob:
         return zlib.crc32(text.encode())
 
     def mincut(self) -> int:
-        return mincut_bound([self.n] * self.d, effective_bonds(self.n, self.r, self.d), self.row_modes)
+        # Periodic families are rings: their cut crosses two bonds (bounds.ring_mincut_bound).
+        return family_mincut(self.family, self.n, self.r, self.d, self.row_modes)
 
     def cp_fit_applies(self, rank: int) -> bool:
         """Whether an exact CP fit is tried for an instance of this matricization rank."""

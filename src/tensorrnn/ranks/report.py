@@ -11,13 +11,17 @@ from pathlib import Path
 from tensorrnn.atomic import atomic_save_figure, atomic_write_text
 from tensorrnn.ranks.bounds import (
     STATUS_CERTIFIED,
+    STATUS_CHECKED,
     STATUS_OPEN,
     STATUS_PROVED,
     THEOREM_BOUND_OF_FAMILY,
+    cp_expansion_bound,
     proof_status,
 )
 
-FAMILY_ORDER = {"tt": 0, "tt-shared": 1, "tt-uniform": 2, "cp": 3}
+PERIODIC = ("tt-periodic", "tt-periodic-shared")
+FAMILY_ORDER = {"tt": 0, "tt-shared": 1, "tt-uniform": 2, "cp": 3, "tt-periodic": 4,
+                "tt-periodic-shared": 5}  # fmt: skip
 
 
 @dataclass
@@ -52,6 +56,25 @@ class Summary:
     def determined(self) -> bool:
         """The certified lower bound meets the min-cut upper bound."""
         return self.certified is not None and self.certified == self.mincut
+
+    @property
+    def cp_rank(self) -> str:
+        """The *CP rank determined* cell: where a CP upper bound meets the certified lower bound.
+
+        The certified odd/even rank bounds the CP rank of almost every tensor of the family
+        from below. ``"= R (expansion)"``: the chain's expansion (or ``n^(d-1)``) bounds every
+        tensor's CP rank by the same R, so the generic CP rank is exactly R (proved).
+        ``"= R (CP fit, float)"``: an exact CP fit of one float instance reached R (evidence
+        for that instance, not a proof). ``"no"`` otherwise.
+        """
+        if self.certified is None:
+            return "no"
+        upper = cp_expansion_bound(self.family, self.n, self.r, self.d)
+        if upper is not None and upper[0] == self.certified:
+            return f"= {self.certified} ({upper[1]})"
+        if self.cp_upper is not None and self.cp_upper == self.certified:
+            return f"= {self.certified} (CP fit, float)"
+        return "no"
 
     @property
     def status(self) -> str:
@@ -124,10 +147,17 @@ the tensor network's upper bound on this matricization rank; *CP ≤* is the
 smallest exact CP fit found for a float instance (an upper bound on that
 instance's CP rank; "–" means no fit was tried or found, which proves nothing);
 *determined* says the certified rank meets the min-cut, so the generic rank of
-this matricization is known exactly. *status*: **proved for all d** when an explicit
+this matricization is known exactly. *CP rank determined*: "= R (expansion)" where the
+chain's expansion into r^(d−1) rank-one terms (r^d for a ring; trimmed bonds) meets the
+certified rank, so the generic CP rank is exactly R (proved; docs/THEORY.md Theorem 6);
+"= R (CP fit, float)" where an exact CP fit of a float instance meets it (evidence for that
+instance only); "no" otherwise. *status*: **proved for all d** when an explicit
 witness with a closed-form rank (named in brackets; `tensorrnn witness`, proofs in
 docs/THEORY.md) meets the min-cut in that setting's regime, so the generic odd/even
-rank equals the min-cut for every even d; **certified up to N=…** when the certified
+rank equals the min-cut for every even d (brackets: the witness kind, and the argument where
+it is not an explicit closed-form witness); **proved (checked core)** when the proof for that
+(n, r) rests on a searched core whose transfer matrix is checked invertible
+(docs/results/certificates); **certified up to N=…** when the certified
 rank equals the min-cut but no all-d proof is known (N: the largest matrix side at
 which this family, n and r are determined here); **open** otherwise.
 """
@@ -160,16 +190,16 @@ def certified_reach(summaries: Sequence[Summary]) -> dict[tuple, int]:
 def status_label(s: Summary, reach: dict[tuple, int]) -> str:
     """The status cell: "proved for all d (hub)", "certified up to N=4096" or "open"."""
     status = s.status
-    if status == STATUS_PROVED:
-        return f"{STATUS_PROVED} ({s.witness})"
+    if status in (STATUS_PROVED, STATUS_CHECKED):
+        return f"{status} ({s.witness})"
     if status == STATUS_CERTIFIED:
         return f"certified up to N={reach.get((s.family, s.n, s.r, s.split), s.rows)}"
     return STATUS_OPEN
 
 
 def status_counts(summaries: Sequence[Summary]) -> dict[str, int]:
-    """How many settings are proved for all d, certified only, open."""
-    counts = {STATUS_PROVED: 0, STATUS_CERTIFIED: 0, STATUS_OPEN: 0}
+    """How many settings are proved for all d, proved by a checked core, certified only, open."""
+    counts = {STATUS_PROVED: 0, STATUS_CHECKED: 0, STATUS_CERTIFIED: 0, STATUS_OPEN: 0}
     for s in summaries:
         counts[s.status] += 1
     return counts
@@ -184,8 +214,9 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
         "",
         LEGEND,
         "| family | n | r | d | split | matrix | float | gap | certified | q=min(n,r−1) "
-        "| q=min(n,r) | min-cut | CP ≤ | certified / bound | verdict | determined | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| q=min(n,r) | min-cut | CP ≤ | certified / bound | verdict | determined | CP rank determined "
+        "| status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         bound = s.theorem_bound
@@ -198,7 +229,7 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
             f"| {s.family} | {s.n} | {s.r} | {s.d} | {s.split} | {s.rows}×{s.cols} | {float_text} "
             f"| {gap} | {_cell(s.certified)} | {_cell(s.bound_q_rm1)} | {_cell(s.bound_q_r)} "
             f"| {s.mincut} | {_cell(s.cp_upper)} | {ratio} | {s.verdict} "
-            f"| {'yes' if s.determined else 'no'} | {status_label(s, reach)} |"
+            f"| {'yes' if s.determined else 'no'} | {s.cp_rank} | {status_label(s, reach)} |"
         )
     total = len(summaries)
     determined = sum(s.determined for s in summaries)
@@ -212,11 +243,18 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
         f"is determined (certified = min-cut) in {determined} of {total}.",
     ]
     counts = status_counts(summaries)
+    cp_proved = sum(s.cp_rank.endswith("(expansion)") for s in summaries)
+    cp_fitted = sum(s.cp_rank.endswith("(CP fit, float)") for s in summaries)
     lines += [
         "",
         f"**Status.** {counts[STATUS_PROVED]} of {total} settings are proved for every even d "
-        f"(a closed-form witness meets the min-cut), {counts[STATUS_CERTIFIED]} are certified "
-        f"at the listed N only, {counts[STATUS_OPEN]} are open.",
+        f"(a closed-form witness or argument meets the min-cut), {counts[STATUS_CHECKED]} by a "
+        f"checked core, {counts[STATUS_CERTIFIED]} are certified at the listed N only, "
+        f"{counts[STATUS_OPEN]} are open.",
+        "",
+        f"**CP rank.** The generic CP rank is determined exactly (certified rank = the "
+        f"expansion's number of terms) in {cp_proved} of {total} settings; an exact CP fit of a "
+        f"float instance meets the certified rank in {cp_fitted} more (evidence only).",
     ]
     flagged = [(s, f) for s in summaries for f in s.flags]
     if flagged:
@@ -240,8 +278,10 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
     fig, axes = plt.subplots(
         len(ns), len(rs), figsize=(max(8.0, 3.2 * len(rs)), 1.0 + 2.8 * len(ns)), squeeze=False
     )
-    markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^", "cp": "D"}
-    offsets = {"tt": -0.15, "tt-shared": 0.0, "tt-uniform": 0.15, "cp": 0.3}
+    markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^", "cp": "D", "tt-periodic": "v",
+               "tt-periodic-shared": "P"}  # fmt: skip
+    offsets = {"tt": -0.15, "tt-shared": 0.0, "tt-uniform": 0.15, "cp": 0.3, "tt-periodic": -0.3,
+               "tt-periodic-shared": 0.45}  # fmt: skip
     for i, n in enumerate(ns):
         for j, r in enumerate(rs):
             ax = axes[i][j]
@@ -257,9 +297,12 @@ def write_plot(rows: Sequence[dict[str, str]], path: Path) -> Path:
                 pairs = sorted({(s.d, getattr(s, which)) for s in here if getattr(s, which)})
                 if pairs:
                     ax.plot(*zip(*pairs, strict=True), style, color="gray", lw=1, label=label)
-            cut = sorted({(s.d, s.mincut) for s in here if s.family != "cp"})
+            cut = sorted({(s.d, s.mincut) for s in here if s.family not in ("cp", *PERIODIC)})
             if cut:
                 ax.plot(*zip(*cut, strict=True), ":", color="black", lw=1, label="min-cut")
+            ring = sorted({(s.d, s.mincut) for s in here if s.family in PERIODIC})
+            if ring:
+                ax.plot(*zip(*ring, strict=True), "-.", color="black", lw=1, label="ring min-cut")
             for family in sorted({s.family for s in here}, key=FAMILY_ORDER.get):
                 pts = [(s.d + offsets[family], s.certified) for s in here
                        if s.family == family and s.certified]  # fmt: skip
@@ -355,6 +398,8 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
         if kinds:
             proved += f" ({', '.join(kinds)})"
         rest = []
+        if counts[STATUS_CHECKED]:
+            rest.append(f"{counts[STATUS_CHECKED]} proved by a checked core")
         if counts[STATUS_CERTIFIED]:
             rest.append(f"{counts[STATUS_CERTIFIED]} certified only")
         if counts[STATUS_OPEN]:
