@@ -5,7 +5,8 @@
     python scripts/update_readme.py --check     # exit 1 if README.md is out of date
 
 `--collect` takes reports/demo/ranks, reports/demo/compare and the sweeps named in
-SWEEPS from results/, where present.
+SWEEPS from results/, where present, and refreshes the package's copies of the sweeps
+the demo page cites (src/tensorrnn/evidence/, shipped with the installed package).
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ def collect() -> None:
             if (folder / file).exists():
                 shutil.copy2(folder / file, target / file)
         print(f"collected {folder} -> {target}")
+    copy_evidence()
+
+
+def copy_evidence() -> None:
+    """Refresh the package's copies of the committed sweeps the demo page cites."""
+    from tensorrnn.report import EVIDENCE_FILES, EVIDENCE_SWEEPS
+
+    for name in EVIDENCE_SWEEPS:
+        target = ROOT / "src" / "tensorrnn" / "evidence" / name
+        target.mkdir(parents=True, exist_ok=True)
+        for file in EVIDENCE_FILES:
+            shutil.copy2(RESULTS / name / file, target / file)
 
 
 def _rows(sweep: str) -> tuple[list[dict[str, str]], list[str]]:

@@ -109,3 +109,20 @@ def test_shifted_images_section_pairs_tt_shared_with_cp(tmp_path):
     assert "TT-shared leads with 92.00 ± 1.00 %, ahead of CP by 1.33 ± 0.58 points (paired" in section["text"]
     assert "on 1 of 1 data sets" in section["text"] and "TT by" not in section["text"]
     assert _augmented_section(tmp_path / "missing") is None
+
+
+def test_the_packaged_evidence_is_the_committed_results_byte_for_byte():
+    # The demo page of an installed package reads these copies (there is no docs/ beside it).
+    from pathlib import Path
+
+    from tensorrnn.report import COMMITTED_RESULTS, EVIDENCE_FILES, EVIDENCE_SWEEPS, evidence_sections
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "results"
+    for name in EVIDENCE_SWEEPS:
+        for file in EVIDENCE_FILES:
+            shipped, committed = COMMITTED_RESULTS / name / file, docs / name / file
+            assert shipped.read_bytes() == committed.read_bytes(), f"{shipped}: run `make readme`"
+    assert {p.name for p in COMMITTED_RESULTS.iterdir()} == set(EVIDENCE_SWEEPS)
+    titles = [section["title"] for section in evidence_sections()]
+    assert titles == ["Matched parameter budgets: fashion-mnist", "Matched parameter budgets: mnist",
+                      "Shifted images: TT-shared against CP at ~100k parameters"]  # fmt: skip

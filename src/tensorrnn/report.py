@@ -377,12 +377,17 @@ def _network_sections(compare_dir: Path) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+# The committed sweeps the demo page cites, shipped with the package (an installed package has no
+# docs/): copies of docs/results/<sweep>/{results.csv, accuracy_vs_parameters.png}, refreshed by
+# `make readme` and checked against docs/results by tests/test_report.py.
+COMMITTED_RESULTS = Path(__file__).resolve().with_name("evidence")
+EVIDENCE_FILES = ("results.csv", FIGURES[1])
 # (sweep, supplement with the recurrent families under the orthogonal start or None)
 BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal"),
                  ("matched_budgets_mnist", None))  # fmt: skip
 # Shifted images, 40 epochs: tt-shared r 32 and cp R 96 have about the same parameters.
 AUGMENTED_SWEEP = "targets_augmented"
+EVIDENCE_SWEEPS = (*(name for pair in BUDGET_SWEEPS for name in pair if name), AUGMENTED_SWEEP)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:

@@ -200,8 +200,12 @@ def compare_command(
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("reports/demo"), help="Output folder of the page and its data."),
-    config: Path = typer.Option(None, help="Comparison config (default configs/quick.yaml)."),
+    config: Path = typer.Option(None, help="Comparison config (default: quick.yaml, shipped with the "
+                                "package; configs/quick.yaml in a checkout)."),
     jobs: int = typer.Option(2, help="Worker processes for the training runs."),
+    max_side: int = typer.Option(1024, help="Rank sweep: only settings whose odd/even matrix has at most "
+                                 "this many rows (1024: the whole default sweep; 4: its smallest, n = 2, "
+                                 "d = 4)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run the default rank sweep and the quick comparison; write one HTML page.
@@ -212,5 +216,8 @@ def demo_command(
     """
     from tensorrnn.demo import QUICK_CONFIG, run_demo
 
-    page = run_demo(out, config=config or QUICK_CONFIG, jobs=jobs, quiet=quiet)
+    if max_side < 4:
+        raise ConfigError(f"--max-side {max_side} leaves no setting (the smallest matrix has 4 rows, "
+                          "n = 2 and d = 4); give 4 or more")  # fmt: skip
+    page = run_demo(out, config=config or QUICK_CONFIG, jobs=jobs, quiet=quiet, max_side=max_side)
     typer.echo(f"open {page.resolve()}  (the same content as Markdown: {page.parent / 'report.md'})")
