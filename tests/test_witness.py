@@ -16,6 +16,7 @@ from tensorrnn.formats import delta_witness, parse_split, witness
 from tensorrnn.ranks import effective_bonds, exact_rank, mincut_bound
 from tensorrnn.ranks.bounds import (
     STATUS_CERTIFIED,
+    STATUS_CHECKED,
     STATUS_OPEN,
     STATUS_PROVED,
     check_witness,
@@ -252,9 +253,9 @@ def test_explicit_sizes_cover_r_to_r_squared_except_known_gaps():
     assert set(range(7, 50)) - explicit_sizes(7) == {44, 45, 46, 47}
 
 
-def test_a_gap_is_filled_by_a_checked_search():
+def test_a_gap_is_filled_by_a_checked_core():
     parts = uniform_witness("transfer", 22, 5)
-    assert parts.construction.startswith("search")
+    assert parts.construction.startswith("checked core") and not parts.closed_form
     assert closed_form_kind(22, 5) is None and closed_form_kind(21, 5) == "transfer"
     assert odd_even_rank(witness("transfer", 22, 5, 4)) == 5 * 22
 
@@ -308,9 +309,12 @@ def test_proof_status_by_regime():
     assert proof_status("tt", 2, 3, 8, "odd-even", None, 16) == (STATUS_PROVED, "delta")
     assert proof_status("tt-uniform", 5, 3, 6, "odd-even", 75, 75) == (STATUS_PROVED, "transfer")
     assert proof_status("tt-uniform", 9, 3, 6, "odd-even", 243, 243) == (STATUS_PROVED, "matrix-unit")
-    # A gap of the closed-form families: certified only (the search witness is not a formula).
-    assert proof_status("tt-uniform", 22, 5, 4, "odd-even", 110, 110) == (STATUS_CERTIFIED, None)
-    assert proof_status("tt-uniform", 22, 5, 4, "odd-even", 109, 110) == (STATUS_OPEN, None)
+    # A gap of the closed-form families: proved by a checked core (a certificate file), which
+    # is not a formula; without a certificate (r = 17) certified or open.
+    assert proof_status("tt-uniform", 22, 5, 4, "odd-even", None, 110) == (
+        STATUS_CHECKED, "transfer, checked core")
+    assert proof_status("tt-uniform", 274, 17, 4, "odd-even", 17 * 274, 17 * 274) == (STATUS_CERTIFIED, None)
+    assert proof_status("tt-uniform", 274, 17, 4, "odd-even", 17, 17 * 274) == (STATUS_OPEN, None)
     # No witness theory for other splits or for cp.
     assert proof_status("tt", 3, 3, 6, "half", 9, 9) == (STATUS_CERTIFIED, None)
     assert proof_status("cp", 3, 3, 4, "odd-even", 3, 9) == (STATUS_OPEN, None)
