@@ -29,11 +29,13 @@ browser:
 demo: setup
 	$(VENV)/bin/tensorrnn demo
 
+# --durations: the slowest tests are named at the end of every run.
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The suite once more on one thread and a random hash seed: a result that depends
 # on the machine (thread count, string hashing) fails here, not on a user's machine.
+# Tests marked `slow` ran in `make test` and are left out here (SLOW=1 keeps them).
 # Reproduce a failure with `make test-machine-independent HASHSEED=<the printed seed>`.
 ifndef HASHSEED
 HASHSEED := $(shell shuf -i 1-4294967295 -n 1)
@@ -41,7 +43,7 @@ endif
 test-machine-independent: setup browser
 	@echo "machine-independence run: OMP_NUM_THREADS=1 PYTHONHASHSEED=$(HASHSEED)"
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 PYTHONHASHSEED=$(HASHSEED) \
-		$(PY) -m pytest -q -p no:cacheprovider
+		$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(if $(SLOW),,-m "not slow")
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
