@@ -275,3 +275,45 @@ def test_kill_9_during_a_trial_then_rerun(tmp_path):
     assert epochs == list(range(1, 7))
     sessions = (metrics.parent / "provenance.jsonl").read_text().splitlines()
     assert any(json.loads(s)["resumed_after_epoch"] == killed_after for s in sessions)
+
+
+# --------------------------------------------------------------------------- #
+# Ray: trials on the nodes of a local test cluster, the study on the driver
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ray_trials_match_the_local_study(tmp_path, request):
+    pytest.importorskip("ray")
+    import test_cluster_ray as ray_cluster
+
+    if not ray_cluster.RAY.exists():
+        pytest.skip(f"no ray command beside {sys.executable}")
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(os.urandom(16).hex())
+    nodes = ray_cluster.LocalCluster(home)
+    try:
+        nodes.start("head", head=True)
+        nodes.start("worker")
+        config = write_config(tmp_path, DIGITS)
+        # The driver runs as a user of the cluster would: the head's token in ~/.ray, no RAY_ variables.
+        env = {**ray_cluster._driver_env(nodes)}
+        command = [*CLI, "tune", "--config", str(config), "--out", "ray-study", "--executor", "ray",
+                   "--address", nodes.address, "--jobs", "2", "-q"]  # fmt: skip
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=500)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        nodes.stop()
+    run_tuning(plan_tuning(DIGITS, "digits.yaml", out=tmp_path / "local-study"), quiet=True)
+    for family in DIGITS["families"]:
+        on_ray = trial_list(tmp_path / "ray-study", family)
+        assert len([t for t in on_ray if t[1] in ("COMPLETE", "PRUNED")]) == 3
+        # Files came home: every trial folder holds its epochs; finished ones their result.
+        for folder in (tmp_path / "ray-study" / "trials" / family).iterdir():
+            assert (folder / "checkpoint.pt").is_file() and (folder / "metrics.jsonl").is_file()
+    # The first trial of each family has no history to depend on: the same numbers as locally.
+    for family in DIGITS["families"]:
+        first_on_ray = trial_list(tmp_path / "ray-study", family)[0]
+        assert first_on_ray == trial_list(tmp_path / "local-study", family)[0]
