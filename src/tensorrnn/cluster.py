@@ -49,10 +49,11 @@ from typing import Any
 
 from tensorrnn.atomic import atomic_write, atomic_write_json
 from tensorrnn.errors import ConfigError, TensorRNNError
+from tensorrnn.runfolder import RunFolder
 
 # Written home in this order: result.json last, so its presence means "all of it arrived".
-RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "error.json", "result.json")
-SHIPPED_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt")
+RUN_FILES = RunFolder.FILES
+SHIPPED_FILES = RunFolder.RESUME_FILES
 MAX_RETRIES = 3  # Ray retries a task this often when its worker or node dies
 CONNECT_TIMEOUT_S = 2.0  # TCP connect to the head's GCS port
 PROBE_TIMEOUT_S = 4.0  # the whole "is it a Ray head, which auth" check

@@ -754,6 +754,43 @@ def resolve_schedule(schedule: str, device: torch.device | str) -> str:
     return "parallel" if torch.device(device).type == "cuda" else "sequential"
 
 
+def chain_in_use(network: nn.Module, device: torch.device | str, dtype: torch.dtype = torch.float32) -> str:
+    """Which code contracts ``network``'s chain in training: ``fused`` (the C++ loops),
+    ``plain`` (the Python loops), ``parallel`` (the tree schedule) or ``none`` (no TT chain).
+
+    Recorded with every run: fused and plain agree to rounding only.
+    """
+    if not isinstance(network, TTNet):
+        return "none"
+    if resolve_schedule(network.schedule, device) != "sequential" or network.d <= 2:
+        return "parallel" if network.d > 2 else "none"
+    if not network.compile_chain:
+        return "plain"
+    return "fused" if _fused_kernel(torch.empty(0, device=device, dtype=dtype)) is not None else "plain"
+
+
+def chunk_size(
+    d: int, batch: int, rank: int, device: torch.device | str, dtype: torch.dtype = torch.float32
+) -> int:
+    """Positions per chunk of the ``chunked`` schedule for this device and batch.
+
+    One chunk of ``k`` positions peaks at about ``TREE_COPIES · k·B·r²`` numbers.
+    On CUDA the budget is half of the device's free memory (the rest is left to
+    the batch, the optimiser and other processes: the measured d = 784, r = 100
+    tree, 45 GiB, stays whole on an H200); on a CPU it is
+    ``CPU_CHUNK_BYTES``. Returns the largest ``k`` within the budget, between 1
+    and ``d − 2`` (``d − 2``: the whole tree fits).
+    """
+    device = torch.device(device)
+    per_position = TREE_COPIES * batch * rank * rank * torch.empty(0, dtype=dtype).element_size()
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget = free // 2
+    else:
+        budget = CPU_CHUNK_BYTES
+    return max(1, min(d - 2, budget // max(per_position, 1)))
+
+
 def _check_schedule(schedule: str) -> str:
     if schedule not in SCHEDULE_CHOICES:
         raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULE_CHOICES)}")

@@ -25,16 +25,19 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from tqdm import tqdm
 
 from tensorrnn.atomic import atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError, TensorRNNError
-from tensorrnn.train import RunConfig, read_result, train_run
+from tensorrnn.runfolder import RunFolder, decode_correct
+from tensorrnn.train import RunConfig, train_run
 
 SWEEP_KEYS = ("name", "out", "points")
 LABEL_KEYS = ("budget",)
 EXECUTORS = ("local", "ray")
+PLAN_FILE, RESULTS_FILE, TEST_CORRECT_FILE = "plan.json", "results.csv", "test_correct.json"
 RESULT_COLUMNS = (
     "patch", "d", "n", "num_parameters_network", "test_accuracy", "val_accuracy", "train_accuracy",
     "num_parameters", "epochs_completed", "best_epoch", "seconds", "seconds_per_epoch",
@@ -142,8 +145,7 @@ def _execute(config_json: dict[str, Any], folder: str, threads: int) -> dict[str
     except Exception as error:  # noqa: BLE001 - a crashed run must not stop the sweep
         message = f"{type(error).__name__}: {error}"
         detail = "" if isinstance(error, TensorRNNError) else traceback.format_exc()
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(folder) / "error.json", {"error": message, "traceback": detail})
+        RunFolder(folder).write_error(message, detail)
         return {"status": "failed", "error": message}
 
 
@@ -227,15 +229,18 @@ def _run_grid(
     storage: str | None,
 ) -> Path:  # fmt: skip
     plan.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(plan.out / "plan.json", {
+    # Each run's config is kept beside the results: a committed row re-runs from it
+    # (`tensorrnn rerun`) without the YAML file that planned it.
+    atomic_write_json(plan.out / PLAN_FILE, {
         "name": plan.name, "axes": list(plan.axes), "runs": [r.name for r in plan.runs],
+        "configs": {r.name: r.config.to_json() for r in plan.runs},
     })  # fmt: skip
     tasks = []
     for run in plan.runs:
-        folder = plan.out / "runs" / run.name
-        if read_result(folder) is None:
-            (folder / "error.json").unlink(missing_ok=True)
-            tasks.append((run.config.to_json(), str(folder)))
+        folder = RunFolder(plan.out / "runs" / run.name)
+        if folder.read_result() is None:
+            folder.error_path.unlink(missing_ok=True)
+            tasks.append((run.config.to_json(), str(folder.path)))
     if not quiet:
         print(f"{plan.name}: {len(plan.runs) - len(tasks)} of {len(plan.runs)} runs already finished")
     bar = tqdm(total=len(tasks), desc=plan.name, unit="run", disable=quiet)
@@ -248,6 +253,7 @@ def _run_grid(
     bar.close()
     rows = collect_results(plan)
     write_results_csv(rows, plan)
+    write_test_correct(plan)
     if unrecorded:
         from tensorrnn.cluster import raise_unrecorded
 
@@ -267,7 +273,7 @@ def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
     """One row per grid point, from ``result.json`` or ``error.json``."""
     rows = []
     for run in plan.runs:
-        folder = plan.out / "runs" / run.name
+        folder = RunFolder(plan.out / "runs" / run.name)
         # An empty value (clip_grad: null) is written "null", not "", so that it
         # stays a grid point of its own in every table read back from the CSV.
         axes = {k: "null" if v is None else v for k, v in run.axes.items()}
@@ -277,18 +283,41 @@ def collect_results(plan: SweepPlan) -> list[dict[str, Any]]:
         row.setdefault("rank", run.config.rank)
         row.setdefault("seed", run.config.seed)
         row.setdefault("patch", run.config.patch)
-        result = read_result(folder)
-        error_path = folder / "error.json"
+        result = folder.read_result()
+        error = folder.read_error()
         if result is not None:
             network = result.get("num_parameters_by_part", {}).get("network", "")
             values = {k: result.get(k, "") for k in RESULT_COLUMNS if k not in row}
             row.update(values, status="finished", error="", num_parameters_network=network)
-        elif error_path.exists():
-            row.update(status="failed", error=json.loads(error_path.read_text())["error"])
+        elif error is not None:
+            row.update(status="failed", error=error["error"])
         else:
             row.update(status="missing", error="")
         rows.append(row)
     return rows
+
+
+def write_test_correct(plan: SweepPlan) -> Path:
+    """``test_correct.json``: per finished run, which test examples its model got right.
+
+    Kept beside ``results.csv`` (and committed with it) so that every interval can
+    include the test set's own noise (:mod:`tensorrnn.stats`); runs from before the
+    record was kept are absent.
+    """
+    record = {}
+    for run in plan.runs:
+        result = RunFolder(plan.out / "runs" / run.name).read_result()
+        if result is not None and result.get("test_correct"):
+            record[run.name] = result["test_correct"]
+    return atomic_write_json(plan.out / TEST_CORRECT_FILE, record)
+
+
+def read_test_correct(sweep_folder: str | Path) -> dict[str, np.ndarray]:
+    """The per-example correctness of a sweep's runs (see :func:`write_test_correct`)."""
+    path = Path(sweep_folder) / TEST_CORRECT_FILE
+    if not path.exists():
+        return {}
+    return {name: decode_correct(value) for name, value in json.loads(path.read_text()).items()}
 
 
 def result_columns(plan: SweepPlan) -> list[str]:

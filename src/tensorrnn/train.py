@@ -1,14 +1,11 @@
 """One training run: fit, evaluate, checkpoint, resume.
 
-A run lives in one folder (DESIGN.md, "Results on disk"):
-
-* ``config.json``: the full :class:`RunConfig`;
-* ``metrics.jsonl``: one line per finished epoch (losses, accuracies, seconds,
-  gradient norms per parameter group);
-* ``checkpoint.pt``: written atomically after every epoch: model, optimizer,
-  learning-rate scheduler, the best model so far, the RNG states and the
-  metrics history; loaded with ``torch.load(weights_only=True)``;
-* ``result.json``: written last, atomically; its presence means "finished".
+A run lives in one folder, whose files :class:`~tensorrnn.runfolder.RunFolder`
+owns: the config, one metrics line per epoch, the checkpoint (model, optimizer,
+learning-rate scheduler, the best model so far, the RNG states and the metrics
+history, written atomically after every epoch and loaded with
+``torch.load(weights_only=True)``), one provenance line per session, and
+``result.json``, written last.
 
 A run killed at any moment restarts from its last checkpoint; on CPU with
 ``deterministic=True`` it ends with the same numbers as an uninterrupted run
@@ -27,7 +24,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tensorrnn.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
+from tensorrnn.atomic import atomic_torch_save
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS, random_shift
@@ -46,8 +43,10 @@ from tensorrnn.networks import (
     SCHEDULE_CHOICES,
     Classifier,
     build_classifier,
+    chain_in_use,
     resolve_schedule,
 )
+from tensorrnn.runfolder import RunFolder, encode_correct
 
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("cosine", "constant")
@@ -88,7 +87,8 @@ class RunConfig:
         "auto", "Contraction: sequential, parallel or auto (parallel on CUDA, where it is 5-24x faster)."
     )
     compile: bool = _setting(
-        False, "Run the TT chain through its fused C++ loops (built once per machine, about a minute).",
+        True, "Run the TT chain on a CPU through its fused C++ loops (built once per machine; false: the "
+        "plain Python loops). Falls back to the plain loops where it cannot be built, and on CUDA.",
         legacy=False,
     )
     epochs: int = _setting(10, "Maximum number of epochs.")
@@ -215,10 +215,9 @@ def _coerce(key: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
     return float(value) if float in expected and not isinstance(value, bool) else value
 
 
-def read_result(folder: Path) -> dict[str, Any] | None:
+def read_result(folder: str | Path) -> dict[str, Any] | None:
     """The ``result.json`` of a finished run, or ``None``."""
-    path = Path(folder) / "result.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return RunFolder(folder).read_result()
 
 
 # --------------------------------------------------------------------------- #
@@ -227,21 +226,30 @@ def read_result(folder: Path) -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_examples(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
     batch_size: int = 2048,
-) -> tuple[float, float]:  # fmt: skip
-    """Mean cross-entropy and accuracy of ``model`` on a split."""
+) -> tuple[float, torch.Tensor]:  # fmt: skip
+    """Mean cross-entropy of ``model`` on a split and whether it classifies each example right."""
     model.eval()
-    total_loss, correct = 0.0, 0
+    total_loss, correct = 0.0, []
     for start in range(0, len(labels), batch_size):
         x = images[start : start + batch_size].to(device)
         y = labels[start : start + batch_size].to(device)
         logits = model(x)
         total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
-    n = max(len(labels), 1)
-    return total_loss / n, correct / n
+        correct.append((logits.argmax(dim=1) == y).cpu())
+    flags = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    return total_loss / max(len(labels), 1), flags
+
+
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
+    batch_size: int = 2048,
+) -> tuple[float, float]:  # fmt: skip
+    """Mean cross-entropy and accuracy of ``model`` on a split."""
+    loss, flags = evaluate_examples(model, images, labels, device, batch_size)
+    return loss, int(flags.sum()) / max(len(labels), 1)
 
 
 class FeatureDropout(nn.Module):
@@ -311,7 +319,7 @@ class TrainState:
     """Everything that changes during a run; all of it is checkpointed."""
 
     config: RunConfig
-    folder: Path
+    folder: RunFolder
     device: torch.device
     model: Classifier
     dropout: FeatureDropout
@@ -327,20 +335,20 @@ class TrainState:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.folder / "checkpoint.pt"
+        return self.folder.checkpoint_path
 
 
-def _claim_folder(config: RunConfig, folder: Path) -> tuple[dict[str, Any] | None, bool]:
+def _claim_folder(config: RunConfig, folder: RunFolder) -> tuple[dict[str, Any] | None, bool]:
     """Check that ``folder`` holds this run (or nothing); return its result if finished.
 
     The flag says that the folder's run trained its middle cores at the full rate
     (it predates ``middle_lr_scale``) and this config asks for the default: the same
     run only if the default is 1 at its d, which the caller checks once d is known.
     """
-    config_path = folder / "config.json"
     full_rate_run = False
-    if config_path.exists():
-        stored, wanted = json.loads(config_path.read_text()), config.to_json()
+    stored = folder.read_config()
+    if stored is not None:
+        wanted = config.to_json()
         # A setting added to RunConfig after the run started took its legacy value then.
         defaults = RunConfig().to_json()
         legacy = {k: _FIELDS[k].metadata.get("legacy", defaults[k]) for k in wanted if k not in stored}
@@ -356,19 +364,19 @@ def _claim_folder(config: RunConfig, folder: Path) -> tuple[dict[str, Any] | Non
         if stored != wanted:
             changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
             raise ConfigError(
-                f"{folder} holds a run with another config (differs in {', '.join(changed)}); "
+                f"{folder.path} holds a run with another config (differs in {', '.join(changed)}); "
                 "use another --out folder, or delete that one to start over"
             )
-    result = read_result(folder)
+    result = folder.read_result()
     if full_rate_run and result is not None:
         _check_full_rate(config, result.get("d", 0), folder)
     return result, full_rate_run
 
 
-def _check_full_rate(config: RunConfig, d: int, folder: Path) -> None:
+def _check_full_rate(config: RunConfig, d: int, folder: RunFolder) -> None:
     if middle_lr_scale(config, d) != 1.0:
         raise ConfigError(
-            f"{folder} holds a run whose middle cores trained at the full rate (from before the "
+            f"{folder.path} holds a run whose middle cores trained at the full rate (from before the "
             f"default followed d); at d = {d} the default is {middle_lr_scale(config, d):.3g}: pass "
             "--middle-lr-scale 1 to continue it, or use another --out folder"
         )
@@ -430,7 +438,7 @@ def _parameter_groups(model: Classifier, config: RunConfig) -> list[dict[str, An
     return [{"params": rest}, {"params": [middle], "lr": config.lr * scale}]
 
 
-def _new_state(config: RunConfig, folder: Path, splits: Splits, device: torch.device) -> TrainState:
+def _new_state(config: RunConfig, folder: RunFolder, splits: Splits, device: torch.device) -> TrainState:
     model = build_classifier(
         config.model, image_shape=splits.image_shape, patch=config.patch,
         feature_map=config.feature_map, feature_dim=config.feature_dim, rank=config.rank,
@@ -541,17 +549,24 @@ def _end_epoch(state: TrainState, record: dict[str, Any]) -> None:
         state.best_val_accuracy, state.best_epoch = record["val_accuracy"], record["epoch"]
         state.best_model = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
     _save_checkpoint(state)
-    with (state.folder / "metrics.jsonl").open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    state.folder.append_metrics(record)
 
 
-def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dict[str, Any]:
-    """Evaluate the model of the best validation epoch (early stopping's choice) on every split."""
+def _final_result(
+    state: TrainState, splits: Splits, stopped_early: bool, session: dict[str, Any], evaluate_test: bool
+) -> dict[str, Any]:
+    """Evaluate the model of the best validation epoch (early stopping's choice) on every split.
+
+    Without ``evaluate_test`` (tuning) the test split is never read: its accuracy is ``None``.
+    """
     model, device, config = state.model, state.device, state.config
     model.load_state_dict(state.best_model)
     _, train_acc = evaluate(model, *splits.train, device)
     _, val_acc = evaluate(model, *splits.val, device)
-    _, test_acc = evaluate(model, *splits.test, device)
+    test_acc, test_correct = None, None
+    if evaluate_test:
+        _, flags = evaluate_examples(model, *splits.test, device)
+        test_acc, test_correct = int(flags.sum()) / max(len(flags), 1), encode_correct(flags.numpy())
     parts = model.num_parameters()
     history = state.history
     return {
@@ -565,7 +580,8 @@ def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dic
         "test_is_official": splits.test_is_official, "device": str(device),
         "schedule": resolve_schedule(config.schedule, device),
         "middle_lr_scale": middle_lr_scale(config, model.network.d),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "chain": session["chain"],
+        "provenance": session, "sessions": len(state.folder.sessions()), "test_correct": test_correct,
     }  # fmt: skip
 
 
@@ -574,18 +590,24 @@ def _final_result(state: TrainState, splits: Splits, stopped_early: bool) -> dic
 # --------------------------------------------------------------------------- #
 
 
-def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+def train_run(
+    config: RunConfig, out: str | Path, *, quiet: bool = False, evaluate_test: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Train one run into ``out``; resume from its checkpoint; skip it if finished.
 
-    Returns the content of ``result.json``.
+    Returns the content of ``result.json``. ``evaluate_test=False`` never reads the
+    test split (tuning chooses on validation only). ``on_epoch`` is called with each
+    finished epoch's metrics line, after its checkpoint (a pruner may raise there to
+    stop the run; it resumes from that checkpoint).
     """
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file; give a folder for the run")
-    finished, full_rate_run = _claim_folder(config, folder) if folder.is_dir() else (None, False)
+    folder = RunFolder(out)
+    if folder.path.exists() and not folder.path.is_dir():
+        raise ConfigError(f"out={folder.path} is a file; give a folder for the run")
+    finished, full_rate_run = _claim_folder(config, folder) if folder.path.is_dir() else (None, False)
     if finished is not None:
         if not quiet:
-            print(f"{folder}: already finished ({finished['epochs_completed']} epochs); nothing to do")
+            print(f"{folder.path}: already finished ({finished['epochs_completed']} epochs); nothing to do")
         return finished
     device = resolve_device(config.device)
     # Data first: a data set that cannot be loaded leaves no folder behind.
@@ -594,15 +616,18 @@ def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dic
         state = _new_state(config, folder, splits, device)
         if full_rate_run:
             _check_full_rate(config, state.model.network.d, folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / "config.json", config.to_json())
+        folder.write_config(config.to_json())
         if state.checkpoint_path.exists():
             _restore_checkpoint(state)
             if not quiet:
-                print(f"{folder}: resuming after epoch {len(state.history)} of {config.epochs}")
+                print(f"{folder.path}: resuming after epoch {len(state.history)} of {config.epochs}")
         # The metrics file is rebuilt from the checkpoint: an epoch killed after its
         # metrics line but before its checkpoint is redone, and counted once.
-        atomic_write_text(folder / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
+        folder.rewrite_metrics(state.history)
+        session = folder.record_session(
+            device=str(device), chain=chain_in_use(state.model.network, device),
+            resumed_after_epoch=len(state.history),
+        )  # fmt: skip
 
         stopped_early = False
         for epoch in range(len(state.history) + 1, config.epochs + 1):
@@ -618,9 +643,12 @@ def train_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> dic
             if not quiet:
                 print(f"epoch {epoch}: train {record['train_accuracy']:.4f}  "
                       f"val {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")  # fmt: skip
+            if on_epoch is not None:
+                on_epoch(record)
 
-        result = _final_result(state, splits, stopped_early)
-    atomic_write_json(folder / "result.json", result)
+        result = _final_result(state, splits, stopped_early, session, evaluate_test)
+    folder.write_result(result)
     if not quiet:
-        print(f"{folder}: test accuracy {result['test_accuracy']:.4f} (best epoch {state.best_epoch})")
+        accuracy = "not read (tuning)" if result["test_accuracy"] is None else f"{result['test_accuracy']:.4f}"
+        print(f"{folder.path}: test accuracy {accuracy} (best epoch {state.best_epoch})")
     return result
