@@ -213,6 +213,8 @@ def demo_command(
     Example:
 
         tensorrnn demo --out reports/demo
+
+        tensorrnn demo --out /tmp/small --max-side 16 --config my_small_grid.yaml
     """
     from tensorrnn.demo import QUICK_CONFIG, run_demo
 
