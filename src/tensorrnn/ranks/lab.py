@@ -426,7 +426,7 @@ def check_output_folder(out: Path) -> None:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise ConfigError(f"cannot create the output folder {out}: {ancestor} is a file")
-    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png", "ranks_status.png"):
+    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png", "ranks_status.png", "ranks_periodic.png"):
         if (out / name).is_dir():
             raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
 
@@ -590,11 +590,12 @@ def run_rank_sweep(
         for row in fresh.values():
             store.append(row)
 
-    from tensorrnn.ranks.report import write_plot, write_status_figure, write_table
+    from tensorrnn.ranks.report import write_periodic_figure, write_plot, write_status_figure, write_table
 
     write_table(store.rows, out / "ranks.md")
     write_plot(store.rows, out / "ranks.png")
     write_status_figure(store.rows, out / "ranks_status.png")
+    write_periodic_figure(store.rows, out / "ranks_periodic.png")  # only where periodic rows exist
     return out
 
 

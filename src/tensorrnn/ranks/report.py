@@ -416,3 +416,46 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
     fig.tight_layout(rect=(0, 0.08, 1, 0.93))
     atomic_save_figure(fig, path, dpi=110)
     return path
+
+
+def write_periodic_figure(rows: Sequence[dict[str, str]], path: Path) -> Path | None:
+    """Write ``ranks_periodic.png``: certified odd/even rank of periodic chains over the ring's
+    min-cut, against d, one panel per n, one line per (family, r); ``None`` without such rows.
+
+    A point below 1 is a setting where every integer instance drawn stayed below the ring's
+    min-cut: certified ranks are lower bounds, so such a point shows the shortfall is at most
+    that large (docs/THEORY.md §9 proves some of them for every tensor of the family).
+    """
+    summaries = [s for s in summarize(rows)
+                 if s.family in PERIODIC and s.split == "odd-even" and s.certified]  # fmt: skip
+    if not summaries:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = sorted({s.n for s in summaries})
+    fig, axes = plt.subplots(1, len(ns), figsize=(3.6 * len(ns), 3.6), sharey=True, squeeze=False)
+    styles = {"tt-periodic": "--", "tt-periodic-shared": "-"}
+    markers = {2: "o", 3: "s", 4: "^", 5: "D", 6: "v"}
+    for ax, n in zip(axes[0], ns, strict=True):
+        for family in PERIODIC:
+            for r in sorted({s.r for s in summaries if s.n == n and s.family == family}):
+                shift = -0.12 if family == "tt-periodic" else 0.12  # keep equal points apart
+                pts = sorted((s.d + shift, s.certified / s.mincut) for s in summaries
+                             if (s.n, s.r, s.family) == (n, r, family))  # fmt: skip
+                ax.plot(*zip(*pts, strict=True), styles[family], marker=markers.get(r, "x"), ms=5,
+                        mfc="none" if family == "tt-periodic" else None,
+                        label=f"{family}, r={r}")  # fmt: skip
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_title(f"n={n}", fontsize=9)
+        ax.set_xlabel("order d")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("certified rank / ring min-cut")
+    _figure_legend(fig, axes, columns=6)
+    fig.suptitle("Periodic chains tr(G[i_1]⋯G[i_d]): certified odd/even rank over GF(p) as a fraction "
+                 "of the ring's min-cut", fontsize=10)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.12, 1, 0.93))
+    atomic_save_figure(fig, path, dpi=110)
+    return path
