@@ -50,7 +50,7 @@ import os
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,7 +376,7 @@ def make_student(family: str, d: int, n: int, rank: int, seed: int) -> ScoreNetw
 
 
 @torch.no_grad()
-def _balance(net: ScoreNetwork, phi: torch.Tensor, target: torch.Tensor) -> None:
+def balance_student(net: ScoreNetwork, predict: Callable[[], torch.Tensor], target: torch.Tensor) -> None:
     """Scale the initial student so that ``‖A_S‖ = ‖A_T‖``.
 
     The networks' initialisation assumes features of unit root-mean-square; one-hot
@@ -385,7 +385,7 @@ def _balance(net: ScoreNetwork, phi: torch.Tensor, target: torch.Tensor) -> None
     last cores) is multiplied by ``c = (‖A_T‖ / ‖A_S‖)^(1/d)``: each of the ``d``
     positions contributes one factor ``c``.
     """
-    scale = float(net.scores(phi)[:, 0].norm() / target.norm())
+    scale = float(predict().norm() / target.norm())
     if not math.isfinite(scale) or scale <= 0:
         return
     c = scale ** (-1.0 / net.d)
@@ -413,9 +413,13 @@ def fit_student(
     lr: float,
     adam_steps: int,
     lbfgs_iters: int,
+    predict: Callable[[], torch.Tensor] | None = None,
 ) -> FitResult:
     """Fit ``net.scores(phi)[:, 0]`` to ``target`` on the full batch: Adam, then L-BFGS.
 
+    ``predict``, when given, computes the same scores another way (for example
+    the student's coefficient tensor built from its parameters, which equals the
+    scores on one-hot inputs at a fraction of the cost); ``phi`` is then unused.
     The loss is ``½ ‖A_S − A_T‖² / ‖A_T‖²``. Adam runs ``adam_steps`` with a
     cosine decay of ``lr`` to zero; L-BFGS (strong Wolfe line search, history
     100) then runs at most ``lbfgs_iters`` iterations. If L-BFGS ends worse or
@@ -424,17 +428,21 @@ def fit_student(
     start = time.perf_counter()
     norm2 = target.square().sum()
     evals = 0
+    if predict is None:
+
+        def predict() -> torch.Tensor:
+            return net.scores(phi)[:, 0]
 
     def loss() -> torch.Tensor:
         nonlocal evals
         evals += 1
-        return 0.5 * (net.scores(phi)[:, 0] - target).square().sum() / norm2
+        return 0.5 * (predict() - target).square().sum() / norm2
 
     @torch.no_grad()
     def error() -> float:
-        return float((net.scores(phi)[:, 0] - target).norm() / target.norm())
+        return float((predict() - target).norm() / target.norm())
 
-    _balance(net, phi, target)
+    balance_student(net, predict, target)
     params = list(net.parameters())
     if adam_steps:
         opt = torch.optim.Adam(params, lr=lr)
@@ -505,42 +513,50 @@ def plan_jobs(config: TeacherConfig) -> tuple[list[Job], list[Job]]:
     return tune, fits
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of ``teacher.csv``; a torn last line (killed mid-write) is dropped."""
+def read_rows(path: Path, columns: Sequence[str] = COLUMNS) -> list[dict[str, str]]:
+    """Rows of ``teacher.csv`` (or a CSV of other ``columns`` ending in ``seconds``);
+    a torn last line (killed mid-write) is dropped."""
     if not path.exists():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames != COLUMNS:
+        if reader.fieldnames != list(columns):
             raise ConfigError(f"{path} was not written by this version of tensorrnn (columns differ); "
                               "use another output folder or delete the file")  # fmt: skip
         return [row for row in reader if None not in row.values() and row["seconds"] not in ("", None)]
 
 
 class RowStore:
-    """Append-only ``teacher.csv``; rewritten clean (without a torn line) when opened."""
+    """Append-only ``teacher.csv``; rewritten clean (without a torn line) when opened.
 
-    def __init__(self, path: Path) -> None:
+    Other labs pass their own ``columns`` (the last one, ``seconds``, is written
+    when a fit ends) and ``key`` (what makes a row one job, for skipping done jobs).
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str] = COLUMNS,
+                 key: Callable[[Mapping[str, str]], tuple[str, ...]] | None = None) -> None:  # fmt: skip
         self.path = path
-        self.rows = read_rows(path)
-        self.done = {_row_key(row) for row in self.rows}
+        self.columns = list(columns)
+        self.key = _row_key if key is None else key
+        self.rows = read_rows(path, self.columns)
+        self.done = {self.key(row) for row in self.rows}
 
         def write(handle) -> None:
-            writer = csv.DictWriter(handle, COLUMNS)
+            writer = csv.DictWriter(handle, self.columns)
             writer.writeheader()
             writer.writerows(self.rows)
 
         atomic_write(path, write)
 
     def append(self, row: Mapping[str, object]) -> None:
-        full = {c: "" if row.get(c) is None else row.get(c) for c in COLUMNS}
+        full = {c: "" if row.get(c) is None else row.get(c) for c in self.columns}
         with self.path.open("a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, COLUMNS).writerow(full)
+            csv.DictWriter(handle, self.columns).writerow(full)
             handle.flush()
             os.fsync(handle.fileno())
         stored = {c: str(v) for c, v in full.items()}
         self.rows.append(stored)
-        self.done.add(_row_key(stored))
+        self.done.add(self.key(stored))
 
 
 def choose_lr(rows: Sequence[Mapping[str, str]], family: str, lrs: Sequence[float]) -> float | None:
@@ -563,18 +579,24 @@ def choose_lr(rows: Sequence[Mapping[str, str]], family: str, lrs: Sequence[floa
     return min(lrs, key=lambda lr: scores[lr])  # min keeps the first of equal scores
 
 
-def check_output_folder(out: Path, config: TeacherConfig) -> None:
-    """Refuse an output path that is a file, or a folder holding other settings' results."""
+def check_output_folder(out: Path, config: Any, *, csv_file: str = CSV_FILE,
+                        output_files: Sequence[str] = OUTPUT_FILES,
+                        columns: Sequence[str] = COLUMNS) -> None:  # fmt: skip
+    """Refuse an output path that is a file, or a folder holding other settings' results.
+
+    ``config`` is any object whose ``recorded()`` gives the settings that decide the
+    numbers (stored in ``settings.json``); other labs pass their own file names.
+    """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the output folder {out} is an existing file; name a folder")
-    for name in OUTPUT_FILES:
+    for name in output_files:
         if (out / name).is_dir():
             raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
-    rows = read_rows(out / CSV_FILE)
+    rows = read_rows(out / csv_file, columns)
     settings_path = out / SETTINGS_FILE
     if not settings_path.exists():
         if rows:
-            raise ConfigError(f"{out / CSV_FILE} has rows but no {SETTINGS_FILE}, so its settings are "
+            raise ConfigError(f"{out / csv_file} has rows but no {SETTINGS_FILE}, so its settings are "
                               f"unknown; use another output folder or delete {out}")  # fmt: skip
         return
     try:

@@ -39,3 +39,7 @@ def teacher_command(
     torch.set_num_threads(threads)
     folder = run_teacher(settings, out if out is not None else Path(settings.out), quiet=quiet)
     typer.echo(f"wrote {folder / 'teacher.csv'}, {folder / 'teacher.md'}, {folder / 'teacher.png'}")
+
+
+# The scaling lab's command registers itself on import (beside the teacher it extends).
+from tensorrnn.cli import teacher_scaling as _teacher_scaling  # noqa: E402, F401
