@@ -40,8 +40,8 @@ measurable for states of norm ≫ eps and keeps a zero state zero, with finite
 gradients (still large ones, ~1/eps, for the features that produced it: the
 constant feature is the real cure).
 
-Two contraction schedules (both exact, ``schedule=`` argument)
--------------------------------------------------------------
+Three contraction schedules (all exact, ``schedule=`` argument)
+---------------------------------------------------------------
 ``sequential``: left to right, one step per position: the state ``(B, r)`` times
 the core ``(r, n·r)`` (one GEMM), then the ``n`` slices weighted by ``Φ[:, t]``
 (``2·B·n·r²`` flops a step). For the logits it runs as one autograd Function
@@ -51,13 +51,21 @@ multiply neighbours pairwise in a tree of depth ``⌈log2(d−2)⌉``, normalisi
 every product. It does ``(n + r)/n`` times the flops of ``sequential`` and
 moves ``(d−2)·B·r²`` numbers through memory, but has only ``log2 d``
 dependent steps: the schedule for GPUs and very long sequences.
+``chunked`` (TT; CP treats it as ``parallel``): the tree inside chunks of ``k``
+consecutive positions, sequential across chunks: ``h ← h · (M_s ⋯ M_{s+k−1})``.
+Each chunk is recomputed in backward instead of kept (activation checkpointing),
+so training holds one chunk's ``k·B·r²`` numbers plus a ``(B, r)`` state per
+chunk instead of the tree's ``(d−2)·B·r²``, in about ``d/k · log2 k`` dependent
+steps. ``k`` is ``TTNet(chunk=…)``, or chosen by :func:`chunk_size` from the
+device and its free memory.
 
 ``auto`` (the default) picks by measurement: ``parallel`` for features on a CUDA
 device, ``sequential`` elsewhere. On an H200 the tree trains 4.6–5× faster at
 d = 49 and 22–24× at d = 784 (r = 32, B = 512), 2× at r = 100 where it peaks at
 45 GiB (``benchmarks/bench_gpu_schedules.py``); on CPU cores the sequential loop
 does ``n/(n + r)`` of the work and wins (BENCHMARKS.md). Where the tree's
-``(d−2)·B·r²`` floats do not fit the GPU, ask for ``sequential``.
+``(d−2)·B·r²`` floats do not fit the GPU's free memory, ``auto`` runs ``chunked``
+with the largest ``k`` that fits (:func:`chunk_size`; not yet timed on a GPU).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FeatureMap, extract_patches, make_feature_map, num_patches
@@ -74,8 +83,15 @@ from tensorrnn.formats import CPTensor, TensorFormat, TTSharedTensor, TTTensor
 MODELS = ("cp", "tt", "tt-shared", "relu-cp", "relu-tt", "relu-tt-shared")
 """Network names; the ``relu-*`` ones are generalized networks (:mod:`tensorrnn.generalized`)."""
 SCHEDULES = ("sequential", "parallel")
-SCHEDULE_CHOICES = (*SCHEDULES, "auto")
+"""The two whole-chain schedules; ``chunked`` mixes them (see the module docstring)."""
+SCHEDULE_CHOICES = ("sequential", "parallel", "auto", "chunked")
 """What ``schedule=`` accepts: a schedule, or ``auto`` to pick one by device."""
+TREE_COPIES = 3
+"""Peak memory of the tree over ``m`` positions, in units of its ``m·B·r²`` step
+matrices: 4.67 GiB for 1.64 GB of them at d = 784, r = 32 and 44.9 GiB for 16.0 GB
+at r = 100 (H200, BENCHMARKS.md), i.e. 2.8–2.9 copies, rounded up."""
+CPU_CHUNK_BYTES = 64 * 2**20
+"""Working set of one chunk on a CPU (:func:`chunk_size`): a few L3 caches' worth."""
 INITS = ("orthogonal", "identity", "gaussian")
 
 
@@ -234,8 +250,12 @@ class TTNet(ScoreNetwork):
     init_noise
         Noise level of ``init="identity"`` and ``init="orthogonal"``.
     schedule
-        Default contraction schedule: ``"sequential"``, ``"parallel"`` or ``"auto"``
-        (parallel on CUDA, sequential elsewhere; see the module docstring).
+        Default contraction schedule: ``"sequential"``, ``"parallel"``, ``"chunked"``
+        or ``"auto"`` (on CUDA the tree, chunked where it does not fit; sequential
+        elsewhere; see the module docstring).
+    chunk
+        Positions per chunk of the ``chunked`` schedule; ``None``: :func:`chunk_size`
+        picks it per call from the device, the batch and free memory.
     eps
         Guard of the state normalisation ``sqrt(‖h‖² + eps²)``; ``None``: ten
         times the machine epsilon of the features' dtype.
@@ -262,9 +282,13 @@ class TTNet(ScoreNetwork):
         eps: float | None = None,
         generator: torch.Generator | None = None,
         compile_chain: bool = False,
+        chunk: int | None = None,
     ) -> None:
         super().__init__(d, n, n_classes, schedule, eps)
         self.compile_chain = bool(compile_chain)
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ConfigError(f"chunk={chunk!r} must be a positive integer (positions per chunk) or None")
+        self.chunk = chunk
         if d < 2:
             raise ConfigError(f"a TT network needs d >= 2 positions (a first and a last core), got d={d}")
         if not isinstance(rank, int) or rank < 1:
@@ -307,6 +331,20 @@ class TTNet(ScoreNetwork):
         middle = list(self.middle.detach().double().clone())
         return TTTensor([first, *middle, last])
 
+    def _schedule(self, schedule: str | None, phi: torch.Tensor) -> str:
+        wanted = self.schedule if schedule is None else _check_schedule(schedule)
+        resolved = resolve_schedule(wanted, phi.device)
+        if wanted == "auto" and resolved == "parallel" and self.d > 2:
+            # The whole tree where it fits, else chunks of it.
+            k = self._chunk_size(phi)
+            return "parallel" if self.chunk is None and k >= self.d - 2 else "chunked"
+        return resolved
+
+    def _chunk_size(self, phi: torch.Tensor) -> int:
+        if self.chunk is not None:
+            return self.chunk
+        return chunk_size(self.d, phi.shape[0], self.rank, phi.device, phi.dtype)
+
     def _contract(
         self, phi: torch.Tensor, schedule: str, normalize: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,24 +368,28 @@ class TTNet(ScoreNetwork):
                 # only weight its n slices, a cheap (B, n, r) reduction.
                 mixed = (h @ self.core(t).reshape(r, n * r)).view(b, n, r)
                 h = torch.bmm(phi[:, t].unsqueeze(1), mixed).squeeze(1)
+        elif schedule == "chunked" and d > 2:
+            k = self._chunk_size(phi)
+            # split, not slices: one concatenation in backward instead of a zero-filled
+            # tensor of the full size per slice.
+            phis = phi_middle.split(k, dim=1)
+            cores = [self.middle] * len(phis) if self.shared else self.middle.split(k)
+            checkpointed = torch.is_grad_enabled() and (
+                h.requires_grad or phi_middle.requires_grad or self.middle.requires_grad
+            )
+            for phi_chunk, core_chunk in zip(phis, cores, strict=True):
+                args = (h, phi_chunk, core_chunk, self.shared, normalize, eps)
+                if checkpointed:
+                    # Keep only the chunk's inputs; recompute its tree in backward.
+                    h, chunk_log = checkpoint(
+                        _tree_chunk, *args, use_reentrant=False, preserve_rng_state=False
+                    )
+                else:
+                    h, chunk_log = _tree_chunk(*args)
+                log_scale = log_scale + chunk_log
         elif d > 2:
-            # The M_t themselves are not normalised: one M_t cannot overflow, and
-            # skipping it saves passes over the largest tensor. Every product is.
-            mats = self._step_matrices(phi_middle)  # (d−2, B, r, r)
-            while mats.shape[0] > 1:
-                # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next
-                # level. split/unbind rather than strided slices: the backward of a
-                # slice zero-fills a tensor of the full size, per slice.
-                m = mats.shape[0]
-                even, odd_one = mats.split([m - m % 2, m % 2])
-                left, right = even.view(m // 2, 2, *even.shape[1:]).unbind(1)
-                pairs = torch.matmul(left, right)
-                if normalize:
-                    pairs, log_scale = _normalize(pairs, log_scale, eps, (-2, -1))
-                mats = torch.cat([pairs, odd_one]) if m % 2 else pairs
-            h = torch.bmm(h.unsqueeze(1), mats[0]).squeeze(1)
-            if normalize:
-                h, log_scale = _normalize(h, log_scale, eps, (-1,))
+            h, chain_log_scale = _tree_chunk(h, phi_middle, self.middle, self.shared, normalize, eps)
+            log_scale = log_scale + chain_log_scale
 
         # The last core carries the class: (B, r) @ (r, n·C), weighted by Φ[:, d].
         out = (h @ self.last.reshape(r, n * self.n_classes)).view(b, n, self.n_classes)
@@ -356,14 +398,49 @@ class TTNet(ScoreNetwork):
 
     def _step_matrices(self, phi_mid: torch.Tensor) -> torch.Tensor:
         """``M_t = Σ_i Φ[:, t, i] G_t[:, i, :]`` for the middle positions, ``(d−2, B, r, r)``."""
-        b, m, n = phi_mid.shape
-        r = self.rank
-        cores = self.middle.permute(0, 2, 1, 3).reshape(-1, n, r * r)  # (·, n, r·r)
-        if self.shared:
-            mats = phi_mid.transpose(0, 1).reshape(m * b, n) @ cores[0]
-        else:
-            mats = torch.bmm(phi_mid.transpose(0, 1), cores)
-        return mats.reshape(m, b, r, r)
+        return _step_matrices(phi_mid, self.middle, self.shared)
+
+
+def _step_matrices(phi_mid: torch.Tensor, middle: torch.Tensor, shared: bool) -> torch.Tensor:
+    """``M_t`` ``(m, B, r, r)`` from features ``(B, m, n)`` and cores ``(m or 1, r, n, r)``."""
+    b, m, n = phi_mid.shape
+    r = middle.shape[-1]
+    cores = middle.permute(0, 2, 1, 3).reshape(-1, n, r * r)  # (·, n, r·r)
+    if shared:
+        mats = phi_mid.transpose(0, 1).reshape(m * b, n) @ cores[0]
+    else:
+        mats = torch.bmm(phi_mid.transpose(0, 1), cores)
+    return mats.reshape(m, b, r, r)
+
+
+def _tree_chunk(
+    h: torch.Tensor, phi_mid: torch.Tensor, middle: torch.Tensor, shared: bool, normalize: bool, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h · M_1 ⋯ M_m`` by a tree of pairwise products: the new state and its log-norms.
+
+    ``h`` ``(B, r)``, ``phi_mid`` ``(B, m, n)``, ``middle`` ``(m or 1, r, n, r)``. With
+    ``normalize`` every product and the new state are divided by their norms, whose
+    logs are returned summed per sample; without, the log-norms are zeros.
+    """
+    log_scale = h.new_zeros(h.shape[0])
+    # The M_t themselves are not normalised: one M_t cannot overflow, and
+    # skipping it saves passes over the largest tensor. Every product is.
+    mats = _step_matrices(phi_mid, middle, shared)  # (m, B, r, r)
+    while mats.shape[0] > 1:
+        # Pair neighbours (0·1)(2·3)…; an odd one out waits for the next
+        # level. split/unbind rather than strided slices: the backward of a
+        # slice zero-fills a tensor of the full size, per slice.
+        m = mats.shape[0]
+        even, odd_one = mats.split([m - m % 2, m % 2])
+        left, right = even.view(m // 2, 2, *even.shape[1:]).unbind(1)
+        pairs = torch.matmul(left, right)
+        if normalize:
+            pairs, log_scale = _normalize(pairs, log_scale, eps, (-2, -1))
+        mats = torch.cat([pairs, odd_one]) if m % 2 else pairs
+    h = torch.bmm(h.unsqueeze(1), mats[0]).squeeze(1)
+    if normalize:
+        h, log_scale = _normalize(h, log_scale, eps, (-1,))
+    return h, log_scale
 
 
 def _chain_forward(
