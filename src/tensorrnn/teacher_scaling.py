@@ -126,8 +126,9 @@ class ScalingConfig:
 
     def recorded(self) -> dict[str, Any]:
         """What decides the numbers of a row (``settings.json``); the grids may grow."""
-        fitting = {k: v for k, v in asdict(self).items() if k not in ("teachers", "seeds", "samples",
-                                                                      "name", "out")}  # fmt: skip
+        # The caps on LM and gradient work choose which jobs exist (like the grid), not their numbers.
+        grid = ("teachers", "seeds", "samples", "name", "out", "lm_max_jacobian", "gradient_max_work")
+        fitting = {k: v for k, v in asdict(self).items() if k not in grid}
         if self.samples is not None:
             fitting["sample_steps"] = self.samples.steps
             fitting["sample_batch"] = self.samples.batch
