@@ -70,13 +70,15 @@ def test_translation_invariant_ring_meets_the_cyclic_bound(n, r, d, expected):
 def test_ranks_command_runs_the_periodic_shared_family(monkeypatch, capsys, tmp_path: Path):
     out = tmp_path / "ring"
     argv = ["tensorrnn", "ranks", "--family", "tt-periodic-shared", "--n", "2,3", "--r", "3",
-            "--d", "4", "--trials", "1", "--method", "exact", "--out", str(out), "--quiet"]  # fmt: skip
+            "--d", "4", "--trials", "1", "--method", "float,exact", "--no-cp-fit", "--out", str(out),
+            "--quiet"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code in (0, None)
     rows = list(csv.DictReader((out / "ranks.csv").open()))
-    got = {(int(row["n"]), int(row["rank"]), int(row["mincut"])) for row in rows}
+    assert {row["method"] for row in rows} == {"float", "exact"}
+    got = {(int(row["n"]), int(row["rank"]), int(row["mincut"])) for row in rows if row["method"] == "exact"}
     assert got == {(2, 3, 4), (3, 8, 9)}  # ring min-cut n^2; one short (Proposition 7)
     table = (out / "ranks.md").read_text()
     assert "| tt-periodic-shared | 3 | 3 | 4 | odd-even | 9×9 |" in table

@@ -87,6 +87,28 @@ def test_a_sample_of_certificates_rechecks(name):
         STATUS_CHECKED, "transfer, checked core")
 
 
+@pytest.mark.parametrize("name", ["transfer_r23_n028.json", "transfer_r35_n047.json"])
+def test_rank_certificates_recheck_with_flint(name):
+    """Certificates of large K store an exact rank (the blas engine's) instead of a
+    determinant; python-flint, an independent engine, re-checks it here."""
+    data, core = read_core(CERTIFICATE_DIR / name)
+    n, r, p = data["n"], data["r"], data["prime"]
+    K = transfer_by_loops(core)
+    size = r * n
+    assert data["rank_K_mod_p"] == size
+    assert flint.nmod_mat(size, size, [int(x) % p for x in K.ravel()], p).rank() == size
+    assert proof_status("tt-shared", n, r, 6, "odd-even", None, r * n * n)[0] == STATUS_CHECKED
+
+
+def test_every_certificate_file_states_an_invertible_k():
+    for path in sorted(CERTIFICATE_DIR.glob("transfer_r*_n*.json")):
+        data = json.loads(path.read_text())
+        n, r = data["n"], data["r"]
+        assert path.name == f"transfer_r{r:02d}_n{n:03d}.json" and n in gaps(r)
+        assert len(data["core"]) == r * n * r and set(data["core"]) <= set("-0+")
+        assert data.get("det_K_mod_p", 0) != 0 or data.get("rank_K_mod_p") == r * n
+
+
 def test_checked_core_reaches_the_min_cut_at_d_4_by_brute_force():
     """u^T G[i1] G[i2] G[i3] G[i4] v for all i, by explicit products; rank over GF(p) = rn."""
     data, core = read_core(CERTIFICATE_DIR / "transfer_r05_n022.json")

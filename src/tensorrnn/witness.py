@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -650,11 +650,15 @@ def transfer_determinant(core: np.ndarray, p: int) -> int:
     return int(flint.nmod_mat(size, size, entries, p).det())
 
 
-def make_certificate(n: int, r: int, *, modulus: int = WITNESS_PRIME, tries: int = SEARCH_TRIES) -> dict:
+def make_certificate(n: int, r: int, *, modulus: int = WITNESS_PRIME, tries: int = SEARCH_TRIES,
+                     rank_mod_p: Callable[[np.ndarray, int], int] | None = None) -> dict:  # fmt: skip
     """Search seeded ``{-1, 0, 1}`` cores until one has ``det K != 0 (mod p)``; return its record.
 
     The search is the one :func:`uniform_witness` runs (seed ``1_000_003 r + n``); the
     record stores the core itself, so checking it needs no random generator.
+    ``rank_mod_p`` (for example :func:`tensorrnn.ranks.modp.rank_mod_p`, this layer may not
+    import it) replaces python-flint's determinant, which takes minutes from ``rn`` ≈ 4000 on,
+    by an exact rank: the record then holds ``rank_K_mod_p = rn`` instead of the determinant.
     """
     check_witness_sizes("transfer", n, r, 2)
     p = _check_prime(modulus)
@@ -662,18 +666,27 @@ def make_certificate(n: int, r: int, *, modulus: int = WITNESS_PRIME, tries: int
     rng = np.random.default_rng(seed)
     for attempt in range(tries):
         core = rng.integers(-1, 2, (r, n, r))
-        det = transfer_determinant(core, p)
-        if det == 0:
+        if rank_mod_p is None:
+            det = transfer_determinant(core, p)
+            full = det != 0
+            claim = {"det_K_mod_p": det}
+            said = f"has det = {det} mod {p}, so det K != 0 over Q"
+        else:
+            rank = int(rank_mod_p(transfer_matrix(core) % p, p))
+            full = rank == r * n
+            claim = {"rank_K_mod_p": rank}
+            said = f"has rank {rank} = rn modulo {p}, so K is invertible over Q"
+        if not full:
             continue
         pair = _boundaries(core.astype(object), p, seed + attempt)
         if pair is None:
             continue
         u, v = pair
         return {
-            "format": CERTIFICATE_FORMAT, "n": n, "r": r, "prime": p, "det_K_mod_p": det,
+            "format": CERTIFICATE_FORMAT, "n": n, "r": r, "prime": p, **claim,
             "seed": seed, "try": attempt,
-            "statement": (f"K[(a, e), (f, b)] = (G[f] G[e])_ab, rows a*n+e, columns f*r+b, has "
-                          f"det = {det} mod {p}, so det K != 0 over Q: by THEORY.md Theorem 2 the "
+            "statement": (f"K[(a, e), (f, b)] = (G[f] G[e])_ab, rows a*n+e, columns f*r+b, "
+                          f"{said}: by THEORY.md Theorem 2 the "
                           f"generic odd/even rank of tt, tt-shared and tt-uniform at n={n}, r={r} is "
                           f"r*n^(d/2-1) for every even d"),
             "core_layout": "G[a, e, b] = core[(a*n + e)*r + b]; '-', '0', '+' are -1, 0, 1",
@@ -688,18 +701,23 @@ def gap_sizes(r: int) -> list[int]:
     return [n for n in range(r, r * r + 1) if n not in explicit_sizes(r)]
 
 
-def write_certificates(max_r: int, folder: Path | None = None, *, quiet: bool = False) -> list[Path]:
-    """Write a certificate for every gap ``(n, r)``, ``r <= max_r``; existing files are kept."""
+def write_certificates(max_r: int, folder: Path | None = None, *, quiet: bool = False,
+                       rs: Sequence[int] | None = None, max_n: int | None = None,
+                       rank_mod_p: Callable[[np.ndarray, int], int] | None = None) -> list[Path]:  # fmt: skip
+    """Write a certificate for every gap ``(n, r)``, ``r <= max_r`` (or ``r in rs``; ``n <= max_n``
+    if given); existing files are kept. ``rank_mod_p``: see :func:`make_certificate`."""
     from tensorrnn.atomic import atomic_write_json
 
     out = CERTIFICATE_DIR if folder is None else Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for r in range(1, _positive("max_r", max_r) + 1):
+    for r in range(1, _positive("max_r", max_r) + 1) if rs is None else rs:
         for n in gap_sizes(r):
             path = certificate_path(n, r, out)
+            if max_n is not None and n > max_n:
+                continue
             if not path.exists():
-                atomic_write_json(path, make_certificate(n, r))
+                atomic_write_json(path, make_certificate(n, r, rank_mod_p=rank_mod_p))
                 if not quiet:
                     print(f"wrote {path}", flush=True)
             written.append(path)
