@@ -150,6 +150,16 @@ def test_a_rerun_with_more_trials_adds_them(tmp_path):
     assert after[:2] == before and len(after) == 3
 
 
+@pytest.mark.slow
+def test_jobs_run_trials_at_once_and_count_each_once(tmp_path):
+    plan = plan_tuning({**DIGITS, "trials": 4}, "digits.yaml", out=tmp_path / "s")
+    run_tuning(plan, jobs=2, quiet=True)
+    for family in DIGITS["families"]:
+        trials = trial_list(tmp_path / "s", family)
+        assert [t[1] for t in trials].count("COMPLETE") + [t[1] for t in trials].count("PRUNED") == 4
+        assert sorted(t[0] for t in trials) == [0, 1, 2, 3]
+
+
 # --------------------------------------------------------------------------- #
 # Bad input: one line, exit 2, nothing written
 # --------------------------------------------------------------------------- #

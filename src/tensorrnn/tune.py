@@ -253,9 +253,10 @@ def plan_tuning(
         family_search = _mapping(entry, "search", f"{source}: families.{family}")
         _refuse_both(_mapping(entry, "settings", source), family_search, f"{source}: families.{family}")
         search_raw = {**shared_search, **family_search}
-        # A setting fixed for this family (a rank set by a budget) is not searched.
+        # A setting fixed for this family (a rank set by a budget) is not searched. Sorted by
+        # name: the sampler draws in suggestion order, so the key order of the YAML must not matter.
         params = tuple(_parse_param(k, v, f"{source}: families.{family}")
-                       for k, v in search_raw.items() if k not in settings)  # fmt: skip
+                       for k, v in sorted(search_raw.items()) if k not in settings)  # fmt: skip
         base = RunConfig.from_mapping(settings, f"{source}: families.{family}.settings").to_json()
         for param in params:
             _check_param_values(param, base, f"{source}: families.{family}")
