@@ -9,11 +9,13 @@ import os
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tensorrnn.atomic import atomic_save_figure, atomic_write_text
-from tensorrnn.sweep import SweepPlan, collect_results
+from tensorrnn.stats import Interval, accuracy_interval, comparison_words, difference_interval, format_interval
+from tensorrnn.sweep import TEST_CORRECT_FILE, SweepPlan, collect_results, read_test_correct
 
 MODEL_STYLE = {
     "cp": ("tab:gray", "D", "CP (shallow)"),
@@ -48,6 +50,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[di
         out.append({
             **dict(zip(keys, key, strict=True)), "runs": len(members), "finished": len(done),
             "test_mean": acc[0], "test_std": acc[1], "val_mean": val[0],
+            "finished_runs": [(m.get("run"), float(m["test_accuracy"])) for m in done],
             "parameters": params[0] if params else None,
             "sec_per_epoch": spe[0], "sec_std": spe[1],
         })  # fmt: skip
@@ -102,7 +105,7 @@ MODEL_NAMES = {"cp": "CP", "tt": "TT", "tt-shared": "TT-shared", "relu-cp": "ReL
 
 
 def _budget_groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, dict]]:
-    """(dataset, budget) → model → {"rank", "parameters", "by_seed": {seed: accuracy}}."""
+    """(dataset, budget) → model → {"rank", "parameters", "by_seed": {seed: (accuracy, run)}}."""
     groups: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
     for row in rows:
         if row.get("status") != "finished" or not row.get("budget"):
@@ -110,51 +113,100 @@ def _budget_groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], d
         entry = groups[(str(row["dataset"]), str(row["budget"]))].setdefault(
             str(row["model"]), {"rank": row["rank"], "parameters": int(row["num_parameters"]), "by_seed": {}}
         )
-        entry["by_seed"][str(row["seed"])] = float(row["test_accuracy"])
+        entry["by_seed"][str(row["seed"])] = (float(row["test_accuracy"]), row.get("run"))
     return groups
 
 
-def budget_comparison(rows: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
-    """Matched budgets: a table and one generated sentence per (data set, budget).
+def test_examples(dataset: str) -> int:
+    """The size of ``dataset``'s test split (the N of the test part of every interval)."""
+    from tensorrnn.data import dataset_status
 
-    The sentence names the family with the highest mean test accuracy and its lead
-    over each other family as the mean ± std of the per-seed differences (the
-    seeds pair runs that share the data split). A lead is called *within noise*
-    when it is below twice its standard error, std / √seeds, or rests on one seed.
-    """
+    return dataset_status(dataset).split_sizes["test"]
+
+
+def family_interval(entry: Mapping[str, Any], n_test: int, correct: Mapping[str, Any]) -> Interval:
+    seeds = sorted(entry["by_seed"])
+    runs = [entry["by_seed"][s][1] for s in seeds]
+    flags = [correct.get(run) for run in runs] if correct else None
+    return accuracy_interval([entry["by_seed"][s][0] for s in seeds], n_test, flags)
+
+
+def paired_interval(a: Mapping[str, Any], b: Mapping[str, Any], n_test: int,
+                    correct: Mapping[str, Any]) -> Interval:  # fmt: skip
+    """A − B over the seeds both have (a seed pairs runs that share the data split)."""
+    seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+    flags_a = [correct.get(a["by_seed"][s][1]) for s in seeds] if correct else None
+    flags_b = [correct.get(b["by_seed"][s][1]) for s in seeds] if correct else None
+    return difference_interval([a["by_seed"][s][0] for s in seeds], [b["by_seed"][s][0] for s in seeds],
+                               n_test, flags_a, flags_b)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BudgetComparison:
+    """One (data set, budget): the family with the highest mean and its paired differences."""
+
+    dataset: str
+    budget: str
+    leader: str
+    leader_interval: Interval
+    differences: dict[str, Interval]
+
+    @property
+    def clear_lead(self) -> bool:
+        """The leader's interval of the difference excludes 0 against every other family."""
+        return bool(self.differences) and all(i.has_interval and i.low > 0 for i in self.differences.values())
+
+    def sentence(self) -> str:
+        name = MODEL_NAMES.get(self.leader, self.leader)
+        head = (f"On {self.dataset} at the {self.budget} budget, {name} has the highest mean, "
+                f"{format_interval(self.leader_interval, unit=' %', signed=False)}")  # fmt: skip
+        parts = [comparison_words(name, MODEL_NAMES.get(other, other), interval)
+                 for other, interval in self.differences.items()]  # fmt: skip
+        seeds = sorted({i.seeds for i in self.differences.values()})
+        paired = f" (paired over {' or '.join(map(str, seeds))} seeds, 95 % intervals)" if seeds else ""
+        return head + ("; " + "; ".join(parts) if parts else "") + paired + "."
+
+
+def budget_comparisons(rows: Sequence[Mapping[str, Any]],
+                       correct: Mapping[str, Any] | None = None) -> list[BudgetComparison]:  # fmt: skip
+    """Every (data set, budget) of matched-budget rows, smallest budget first."""
     groups = _budget_groups(rows)
+    correct = correct or {}
+
     def size(key: tuple[str, str]) -> tuple[str, float]:
         return key[0], statistics.fmean(e["parameters"] for e in groups[key].values())
 
-    ordered = sorted(groups, key=size)
-    lines = ["| data set | budget | model | rank | parameters | seeds | test accuracy (mean ± std) |",
+    comparisons = []
+    for dataset, budget in sorted(groups, key=size):
+        models, n_test = groups[(dataset, budget)], test_examples(dataset)
+        intervals = {m: family_interval(e, n_test, correct) for m, e in models.items()}
+        leader = max(models, key=lambda m: (intervals[m].mean, m))
+        differences = {other: paired_interval(models[leader], models[other], n_test, correct)
+                       for other in sorted(models, key=lambda m: (-intervals[m].mean, m)) if other != leader}
+        comparisons.append(BudgetComparison(dataset, budget, leader, intervals[leader], differences))
+    return comparisons
+
+
+def budget_comparison(rows: Sequence[Mapping[str, Any]],
+                      correct: Mapping[str, Any] | None = None) -> tuple[str, list[str]]:  # fmt: skip
+    """Matched budgets: a table (mean and 95 % interval per family) and one sentence per budget.
+
+    Intervals and words come from :mod:`tensorrnn.stats`: seeds and the test set's
+    own noise together; "leads" only where the paired interval excludes 0.
+    """
+    groups = _budget_groups(rows)
+    lines = ["| data set | budget | model | rank | parameters | seeds | test accuracy, mean [95 % interval] |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
-    sentences = []
-    for dataset, budget in ordered:
-        models = groups[(dataset, budget)]
-        stats = {m: _mean_std(list(e["by_seed"].values())) for m, e in models.items()}
-        for model in sorted(models, key=lambda m: -stats[m][0]):
-            e, (mean, std) = models[model], stats[model]
-            lines.append(f"| {dataset} | {budget} | {MODEL_NAMES.get(model, model)} | {e['rank']} | "
-                         f"{e['parameters']:,} | {len(e['by_seed'])} | "
-                         f"{100 * mean:.2f} ± {100 * std:.2f} % |")  # fmt: skip
-        leader = max(models, key=lambda m: stats[m][0])
-        leads = []
-        for other in sorted(models, key=lambda m: -stats[m][0]):
-            if other == leader:
-                continue
-            seeds = sorted(set(models[leader]["by_seed"]) & set(models[other]["by_seed"]))
-            diffs = [models[leader]["by_seed"][s] - models[other]["by_seed"][s] for s in seeds]
-            mean, std = _mean_std(diffs)
-            noise = len(diffs) < 2 or mean < 2 * std / math.sqrt(len(diffs))
-            leads.append(f"{MODEL_NAMES.get(other, other)} by {100 * mean:.2f} ± {100 * std:.2f} points"
-                         + (" (within noise)" if noise else ""))  # fmt: skip
-        mean, std = stats[leader]
-        sentence = (f"On {dataset} at the {budget} budget, {MODEL_NAMES.get(leader, leader)} leads with "
-                    f"{100 * mean:.2f} ± {100 * std:.2f} %")  # fmt: skip
-        sentences.append(sentence + (", ahead of " + " and ".join(leads) if leads else "") +
-                         f" (paired over {len(models[leader]['by_seed'])} seeds).")  # fmt: skip
-    return "\n".join(lines), sentences
+    comparisons = budget_comparisons(rows, correct)
+    for comparison in comparisons:
+        models, n_test = groups[(comparison.dataset, comparison.budget)], test_examples(comparison.dataset)
+        intervals = {m: family_interval(e, n_test, correct or {}) for m, e in models.items()}
+        for model in sorted(models, key=lambda m: (-intervals[m].mean, m)):
+            e = models[model]
+            lines.append(f"| {comparison.dataset} | {comparison.budget} | {MODEL_NAMES.get(model, model)} | "
+                         f"{e['rank']} | {e['parameters']:,} | {len(e['by_seed'])} | "
+                         f"{format_interval(intervals[model], unit=' %', signed=False)} |")  # fmt: skip
+    return "\n".join(lines), [c.sentence() for c in comparisons]
 
 
 def _plot_accuracy(summary, path: Path, x_key: str, xlabel: str, log_x: bool) -> None:
@@ -246,7 +298,7 @@ def write_comparison_report(plan: SweepPlan, rows: Sequence[Mapping[str, Any]] |
         *[f"![{name}]({name})" for name in FIGURES],
     ]
     if "budget" in plan.axes:
-        table, sentences = budget_comparison(rows)
+        table, sentences = budget_comparison(rows, read_test_correct(out))
         lines += ["", "## Matched parameter budgets", "", table, "", *sentences]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- {r['run']}: {r['error']}" for r in failed]
@@ -381,7 +433,8 @@ def _network_sections(compare_dir: Path) -> list[dict[str, Any]]:
 # docs/): copies of docs/results/<sweep>/{results.csv, accuracy_vs_parameters.png}, refreshed by
 # `make readme` and checked against docs/results by tests/test_report.py.
 COMMITTED_RESULTS = Path(__file__).resolve().with_name("evidence")
-EVIDENCE_FILES = ("results.csv", FIGURES[1])
+# test_correct.json only where the sweep was made since runs kept it.
+EVIDENCE_FILES = ("results.csv", FIGURES[1], TEST_CORRECT_FILE)
 # (sweep, supplement with the recurrent families under the orthogonal start or None)
 BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal"),
                  ("matched_budgets_mnist", None))  # fmt: skip
@@ -406,23 +459,24 @@ def evidence_sections(results: Path = COMMITTED_RESULTS) -> list[dict[str, Any]]
         if supplement and (results / supplement / "results.csv").exists():
             extra = _read_rows(results / supplement / "results.csv")
             rows += [{**r, "model": f"{MODEL_NAMES[r['model']]} (orthogonal start)"} for r in extra]
-        table, sentences = budget_comparison(rows)
-        if not sentences:
+        comparisons = budget_comparisons(rows, read_test_correct(folder))
+        if not comparisons:
             continue
+        sentences = [c.sentence() for c in comparisons]
         dataset = rows[0]["dataset"]
-        cp_leads = sum(", CP leads with" in sentence for sentence in sentences)
-        if cp_leads:
-            sentences.append(
-                f"The shallow CP network leads at {cp_leads} of {len(sentences)} budgets: with this "
-                "short schedule and no augmentation, the depth advantage the theorem predicts does "
-                "not show in accuracy at equal parameters at d = 16."
-            )
+        recurrent_clear = sum(c.clear_lead and c.leader != "cp" for c in comparisons)
+        sentences.append(
+            f"A recurrent family leads every other family, outside noise, at {recurrent_clear} of "
+            f"{len(comparisons)} budgets"
+            + (": at d = 16 with this short schedule and no augmentation, the depth advantage the theorem "
+               "predicts does not show in accuracy at equal parameters." if recurrent_clear == 0 else ".")
+        )  # fmt: skip
         sections.append({
             "title": f"Matched parameter budgets: {dataset}",
             "text": " ".join(sentences) + f" (Committed results: docs/results/{name}/; the same "
                     "settings for every family, d = 16.)",
             "figure": folder / FIGURES[1],
-            "caption": "Mean ± std over 3 seeds of the test accuracy against the number of parameters.",
+            "caption": "Mean ± std over seeds of the test accuracy against the number of parameters.",
         })  # fmt: skip
     augmented = _augmented_section(results / AUGMENTED_SWEEP)
     return sections + ([augmented] if augmented else [])
@@ -434,13 +488,14 @@ def _augmented_section(folder: Path) -> dict[str, Any] | None:
         return None
     rows = [{**r, "budget": "~100k"} for r in _read_rows(folder / "results.csv")
             if r["model"] in ("tt-shared", "cp")]  # fmt: skip
-    sentences = budget_comparison(rows)[1]
-    if not sentences:
+    comparisons = budget_comparisons(rows, read_test_correct(folder))
+    if not comparisons:
         return None
-    shared_leads = sum(", TT-shared leads with" in sentence for sentence in sentences)
+    sentences = [c.sentence() for c in comparisons]
+    shared_leads = sum(c.clear_lead and c.leader == "tt-shared" for c in comparisons)
     sentences.append(f"Trained for 40 epochs on images shifted by up to one pixel, the shared-core "
-                     f"RNN leads the shallow network at about equal parameters on {shared_leads} of "
-                     f"{len(sentences)} data sets.")  # fmt: skip
+                     f"RNN leads the shallow network at about equal parameters, outside noise, on "
+                     f"{shared_leads} of {len(comparisons)} data sets.")  # fmt: skip
     return {
         "title": "Shifted images: TT-shared against CP at ~100k parameters",
         "text": " ".join(sentences) + f" (Committed results: docs/results/{folder.name}/; TT-shared "

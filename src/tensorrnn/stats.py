@@ -61,6 +61,7 @@ class Interval:
 
     @property
     def half_width(self) -> float | None:
+        """Half the width (of the clipped interval)."""
         return None if self.high is None else (self.high - self.low) / 2
 
 
@@ -73,13 +74,15 @@ def _finite(values: Sequence[float]) -> np.ndarray:
 
 
 def _interval(mean: float, seed_values: np.ndarray, test_variance: float, n_test: int, test_part: str,
-              dropped: int) -> Interval:  # fmt: skip
+              dropped: int, limits: tuple[float, float]) -> Interval:  # fmt: skip
+    """``limits``: the values the quantity can take (an accuracy lies in [0, 1]); the interval is
+    clipped to them, so a wide one never claims more than 100 %."""
     k = len(seed_values)
     if k < 2:
         return Interval(mean, None, None, k, test_part, dropped)
     seed_variance = float(np.var(seed_values, ddof=1))
     half = _t_quantile(k) * math.sqrt(seed_variance / k + test_variance / n_test)
-    return Interval(mean, mean - half, mean + half, k, test_part, dropped)
+    return Interval(mean, max(mean - half, limits[0]), min(mean + half, limits[1]), k, test_part, dropped)
 
 
 def _check_correct(correct: Sequence[np.ndarray] | None, seeds: int, n_test: int) -> np.ndarray | None:
@@ -112,7 +115,7 @@ def accuracy_interval(
         variance, part = mean * (1 - mean), "bounded"
     else:
         variance, part = float(np.var(matrix.mean(axis=0), ddof=1)), "measured"
-    return _interval(mean, kept, variance, n_test, part, int((~keep).sum()))
+    return _interval(mean, kept, variance, n_test, part, int((~keep).sum()), (0.0, 1.0))
 
 
 def difference_interval(
@@ -138,18 +141,21 @@ def difference_interval(
         variance, part = max(errors - mean * mean, 0.0), "bounded"
     else:
         variance, part = float(np.var((matrix_a - matrix_b).mean(axis=0), ddof=1)), "measured"
-    return _interval(mean, delta, variance, n_test, part, int((~keep).sum()))
+    return _interval(mean, delta, variance, n_test, part, int((~keep).sum()), (-1.0, 1.0))
 
 
-def format_interval(interval: Interval, scale: float = 100.0, digits: int = 2, unit: str = "") -> str:
-    """``"+0.53 [−0.41, +1.47]"`` in points, or ``"+0.53 (one seed: no interval)"``."""
-    sign = "+" if interval.mean >= 0 else "−"
+def format_interval(interval: Interval, scale: float = 100.0, digits: int = 2, unit: str = "",
+                    signed: bool = True) -> str:  # fmt: skip
+    """``"+0.53 points [−0.41, +1.47]"`` (a difference), ``"91.17 % [88.05, 94.28]"`` (``signed=False``),
+    or ``"… (one seed: no interval)"``."""
 
     def number(value: float) -> str:
         text = f"{abs(scale * value):.{digits}f}"
+        if not signed:
+            return ("−" if value < 0 and float(text) != 0 else "") + text
         return ("−" if value < 0 and float(text) != 0 else "+") + text
 
-    head = f"{sign}{abs(scale * interval.mean):.{digits}f}{unit}"
+    head = f"{number(interval.mean)}{unit}"
     if not interval.has_interval:
         return f"{head} (one seed: no interval)"
     note = "" if interval.test_part == "measured" else "; test part bounded"

@@ -17,6 +17,7 @@ from tensorrnn.cli import data as _data  # noqa: E402,F401
 from tensorrnn.cli import experiments as _experiments  # noqa: F401
 from tensorrnn.cli import generalized as _generalized  # noqa: F401
 from tensorrnn.cli import ranks as _ranks  # noqa: F401
+from tensorrnn.cli import rerun as _rerun  # noqa: F401
 from tensorrnn.cli import teacher as _teacher  # noqa: F401
 from tensorrnn.cli import tune as _tune  # noqa: F401
 from tensorrnn.cli import witness as _witness  # noqa: F401
