@@ -10,6 +10,12 @@ machine delivers *right now*: other processes may share the cores) and then
 ``rank_mod_p`` on a random (full-rank) matrix; it reports medians, the rate
 ``(2/3) N^3 / t`` and its ratio to the DGEMM rate measured alongside. flint is timed
 up to ``--flint-max`` with its list conversion reported separately.
+
+From ``--inplace-from`` on (default 16384) the matrix is drawn straight into one
+float64 tensor and factored in place (``rank_mod_p(..., overwrite=True)``): at
+N = 32768 it is 8.6 GB, and there is room for one copy only. There ``blas s`` is the
+rank alone (reduction and checks included), and drawing the matrix is timed apart.
+Every row records the load average and the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--prime", type=int, default=None, help="modulus (default: DEFAULT_PRIME)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--inplace-from",
+        type=int,
+        default=16384,
+        help="from this N on, draw the matrix as float64 and factor it in place (default 16384)",
+    )
     ap.add_argument("--json", metavar="OUT", default=None, help="write the numbers as JSON")
     return ap.parse_args(argv)
 
@@ -91,6 +104,30 @@ def time_blas(M: np.ndarray, p: int) -> tuple[float, int]:
     return time.perf_counter() - t, r
 
 
+def draw_float64(n: int, p: int, seed: int) -> tuple[torch.Tensor, float]:
+    """A uniform n x n matrix with entries in [0, p), drawn as float64 in place (one copy)."""
+    t = time.perf_counter()
+    W = torch.empty(n, n, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    step = max(1, (1 << 22) // n)
+    for i in range(0, n, step):
+        torch.randint(0, p, W[i : i + step].shape, generator=gen, dtype=torch.float64, out=W[i : i + step])
+    return W, time.perf_counter() - t
+
+
+def time_blas_inplace(n: int, p: int, seed: int) -> tuple[float, float, int]:
+    W, t_draw = draw_float64(n, p, seed)
+    t = time.perf_counter()
+    r = rank_mod_p(W, p, overwrite=True)
+    t_rank = time.perf_counter() - t
+    del W
+    return t_draw, t_rank, r
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
 def time_flint(M: np.ndarray, p: int) -> tuple[float, float, int]:
     t = time.perf_counter()
     A = flint.nmod_mat(M.shape[0], M.shape[1], M.ravel().tolist(), p)
@@ -118,16 +155,30 @@ def main() -> None:
     print(f"# load average at start: {info['loadavg_start']}", flush=True)
     rows = []
     for n in ARGS.sizes:
-        M = rng.integers(0, p, size=(n, n), dtype=np.int64)
-        dgemm, blas, ranks = [], [], set()
-        for _ in range(ARGS.repeats):
+        inplace = n >= ARGS.inplace_from
+        M = None if inplace else rng.integers(0, p, size=(n, n), dtype=np.int64)
+        dgemm, blas, ranks, draws, loads = [], [], set(), [], []
+        for rep in range(ARGS.repeats):
             dgemm.append(dgemm_gflops(ARGS.dgemm_size))
-            t, r = time_blas(M, p)
+            loads.append(os.getloadavg())
+            if inplace:
+                t_draw, t, r = time_blas_inplace(n, p, ARGS.seed + rep)
+                draws.append(t_draw)
+            else:
+                t, r = time_blas(M, p)
             blas.append(t)
             ranks.add(r)
-            print(f"  N={n}: blas {t:.2f} s (rank {r}), dgemm {dgemm[-1]:.1f} GF/s", flush=True)
+            print(
+                f"  N={n}: blas {t:.2f} s (rank {r}{', in place' if inplace else ''}), "
+                f"dgemm {dgemm[-1]:.1f} GF/s, load {loads[-1][0]:.2f}, peak RSS {peak_rss_gib():.1f} GiB",
+                flush=True,
+            )
         row = {
             "n": n,
+            "in_place": inplace,
+            "draw_s": draws,
+            "loadavg": loads,
+            "peak_rss_gib": peak_rss_gib(),
             "rank": sorted(ranks),
             "blas_s": statistics.median(blas),
             "blas_runs_s": blas,
@@ -136,7 +187,7 @@ def main() -> None:
         }
         row["blas_gflops"] = (2 / 3) * n**3 / row["blas_s"] / 1e9
         row["pct_of_dgemm"] = 100 * row["blas_gflops"] / row["dgemm_gflops"]
-        if n <= ARGS.flint_max:
+        if n <= ARGS.flint_max and M is not None:
             conv, rank_t = [], []
             for _ in range(ARGS.flint_repeats):
                 c, t, r = time_flint(M, p)
@@ -160,16 +211,18 @@ def main() -> None:
     print()
     print(
         "| N | rank | blas s | GFLOP/s | DGEMM GFLOP/s | % of DGEMM "
-        "| flint convert s | flint rank s | speedup vs flint (total) | vs flint (rank only) |"
+        "| flint convert s | flint rank s | speedup vs flint (total) | vs flint (rank only) "
+        "| load (1 min) | peak RSS GiB |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['n']} | {','.join(map(str, row['rank']))} | {row['blas_s']:.2f} "
             f"| {row['blas_gflops']:.1f} | {row['dgemm_gflops']:.1f} | {row['pct_of_dgemm']:.0f}% "
             f"| {fmt(row, 'flint_convert_s', '.2f')} | {fmt(row, 'flint_rank_s', '.2f')} "
             f"| {fmt(row, 'speedup_vs_flint_total', '.1f')} "
-            f"| {fmt(row, 'speedup_vs_flint_rank', '.1f')} |"
+            f"| {fmt(row, 'speedup_vs_flint_rank', '.1f')} "
+            f"| {'/'.join(f'{x[0]:.1f}' for x in row['loadavg'])} | {row['peak_rss_gib']:.1f} |"
         )
     print(f"\n# load average at end: {info['loadavg_end']}")
     if ARGS.json:

@@ -261,6 +261,28 @@ def test_input_is_not_modified() -> None:
     assert np.array_equal(M, before) and torch.equal(T, torch.from_numpy(before).double())
 
 
+def test_overwrite_factors_the_matrix_itself() -> None:
+    # In place (one copy of an 8.6 GB matrix at N = 32768): same rank as flint, on
+    # numpy and torch float64 inputs of both orientations and with negative and
+    # unreduced entries; other dtypes and non-integers are refused.
+    p = 2_097_143
+    rng = np.random.default_rng(11)
+    for m, n, r in ((70, 90, 41), (90, 70, 64), (128, 128, 128)):
+        M = low_rank(rng, m, n, r, p)
+        expected = rank_mod_p_flint(M, p)
+        shifted = M.astype(np.float64) - 3.0 * p
+        for V in (shifted.copy(), torch.from_numpy(shifted.copy())):
+            assert rank_mod_p(V, p, overwrite=True) == expected
+        assert rank_mod_p(shifted.copy(), p, overwrite=True, leaf_width=8) == expected
+        W = torch.from_numpy(shifted.copy())
+        rank_mod_p(W, p, overwrite=True)
+        assert not torch.equal(W, torch.from_numpy(shifted))  # it was the working copy
+    with pytest.raises(ConfigError, match="must be float64"):
+        rank_mod_p(np.eye(3, dtype=np.int64), 7, overwrite=True)
+    with pytest.raises(ConfigError, match="non-integer"):
+        rank_mod_p(np.full((2, 2), 0.5), 7, overwrite=True)
+
+
 # --------------------------------------------------------------------------- validation
 
 

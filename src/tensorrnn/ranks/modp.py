@@ -290,6 +290,31 @@ def _working_copy(M: np.ndarray | torch.Tensor, p: int) -> torch.Tensor:
     return W
 
 
+def _in_place_copy(M: np.ndarray | torch.Tensor, p: int) -> torch.Tensor:
+    """``M`` itself (a float64 matrix) reduced into ``(-p, p)``, oriented rows <= columns.
+
+    No second copy: a 32768 x 32768 float64 matrix is 8.6 GB, and one copy of it is
+    what the machine can hold. Reduced and checked in slices of rows.
+    """
+    W = torch.from_numpy(M) if isinstance(M, np.ndarray) else M.detach()
+    if W.dtype != torch.float64:
+        raise ConfigError(
+            f"overwrite=True factors the matrix in place, so it must be float64 (got {W.dtype}); "
+            "build it as float64 integers, or leave overwrite unset to work on a copy"
+        )
+    rows, cols = W.shape
+    step = max(1, _CHUNK_ELEMENTS // max(cols, 1))
+    for i in range(0, rows, step):
+        blk = W[i : i + step]
+        if not bool(torch.isfinite(blk).all()) or not bool((blk.floor() == blk).all()):
+            raise ConfigError(
+                "the matrix has non-integer or non-finite float entries; exact ranks mod p "
+                "need integers (round them, or pass an integer array)"
+            )
+        blk.fmod_(p)
+    return W.t() if rows > cols else W
+
+
 # --------------------------------------------------------------------------- kernel
 
 
@@ -615,6 +640,7 @@ def rank_mod_p(
     block_depth: int | None = None,
     leaf_width: int = DEFAULT_LEAF_WIDTH,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> int:
     """Exact rank of an integer matrix over GF(p), computed with float64 GEMMs.
 
@@ -636,6 +662,10 @@ def rank_mod_p(
         Columns per leaf of the recursion (capped at ``block_depth``).
     progress
         Show a progress bar over the columns.
+    overwrite
+        Factor ``M`` itself instead of a copy: ``M`` must be a float64 numpy array
+        or torch tensor of integers, and holds garbage afterwards. For matrices
+        that fit the machine's memory once, not twice (N = 32768: 8.6 GB).
 
     Returns
     -------
@@ -653,16 +683,17 @@ def rank_mod_p(
 
     Notes
     -----
-    Memory: one float64 copy of ``M`` plus O(leaf_width * max(M.shape))
-    scratch. Time: about ``(2/3) N^3`` float64 flops for an N x N matrix of
-    full rank, at near-DGEMM speed for large N.
+    Memory: one float64 copy of ``M`` (none with ``overwrite``) plus
+    O(leaf_width * max(M.shape)) scratch and the GEMMs' own buffers. Time:
+    about ``(2/3) N^3`` float64 flops for an N x N matrix of full rank, at
+    near-DGEMM speed for large N.
     """
     q = _check_prime(p, limit=MAX_PRIME)
     k = _check_block_depth(block_depth, q)
     if isinstance(leaf_width, bool) or not isinstance(leaf_width, int) or leaf_width < 1:
         raise ConfigError(f"leaf_width must be a positive integer, got {leaf_width!r}")
     _check_2d(M, "rank_mod_p")
-    W = _working_copy(M, q)
+    W = _in_place_copy(M, q) if overwrite else _working_copy(M, q)
     return _Eliminator(W, q, k, leaf_width, progress).rank()
 
 
