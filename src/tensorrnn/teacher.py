@@ -43,10 +43,7 @@ ranks and bounds; ``teacher.md`` and ``teacher.png`` are rebuilt from the CSV.
 from __future__ import annotations
 
 import copy
-import csv
-import json
 import math
-import os
 import time
 import zlib
 from collections import defaultdict
@@ -58,9 +55,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from tensorrnn.atomic import atomic_save_figure, atomic_write, atomic_write_json, atomic_write_text
+from tensorrnn.atomic import atomic_save_figure, atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import TensorFormat, parse_split, random_tensor
+from tensorrnn.labkit import SETTINGS_FILE, RowStore, check_lab_folder
 from tensorrnn.networks import CPNet, ScoreNetwork, TTNet
 from tensorrnn.ranks.bounds import effective_bonds, mincut_bound, theorem_bound
 from tensorrnn.ranks.modp import DEFAULT_PRIME, exact_rank
@@ -80,7 +78,7 @@ COLUMNS = [
     "stage", "family", "rank", "seed", "lr", "params", "rel_error", "adam_error",
     "lower_bound", "exact", "lbfgs_iters", "evals", "seconds",
 ]  # fmt: skip
-CSV_FILE, SETTINGS_FILE, FACTS_FILE = "teacher.csv", "settings.json", "teacher.json"
+CSV_FILE, FACTS_FILE = "teacher.csv", "teacher.json"
 OUTPUT_FILES = (CSV_FILE, SETTINGS_FILE, FACTS_FILE, "teacher.md", "teacher.png")
 
 
@@ -513,52 +511,6 @@ def plan_jobs(config: TeacherConfig) -> tuple[list[Job], list[Job]]:
     return tune, fits
 
 
-def read_rows(path: Path, columns: Sequence[str] = COLUMNS) -> list[dict[str, str]]:
-    """Rows of ``teacher.csv`` (or a CSV of other ``columns`` ending in ``seconds``);
-    a torn last line (killed mid-write) is dropped."""
-    if not path.exists():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != list(columns):
-            raise ConfigError(f"{path} was not written by this version of tensorrnn (columns differ); "
-                              "use another output folder or delete the file")  # fmt: skip
-        return [row for row in reader if None not in row.values() and row["seconds"] not in ("", None)]
-
-
-class RowStore:
-    """Append-only ``teacher.csv``; rewritten clean (without a torn line) when opened.
-
-    Other labs pass their own ``columns`` (the last one, ``seconds``, is written
-    when a fit ends) and ``key`` (what makes a row one job, for skipping done jobs).
-    """
-
-    def __init__(self, path: Path, columns: Sequence[str] = COLUMNS,
-                 key: Callable[[Mapping[str, str]], tuple[str, ...]] | None = None) -> None:  # fmt: skip
-        self.path = path
-        self.columns = list(columns)
-        self.key = _row_key if key is None else key
-        self.rows = read_rows(path, self.columns)
-        self.done = {self.key(row) for row in self.rows}
-
-        def write(handle) -> None:
-            writer = csv.DictWriter(handle, self.columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-        atomic_write(path, write)
-
-    def append(self, row: Mapping[str, object]) -> None:
-        full = {c: "" if row.get(c) is None else row.get(c) for c in self.columns}
-        with self.path.open("a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, self.columns).writerow(full)
-            handle.flush()
-            os.fsync(handle.fileno())
-        stored = {c: str(v) for c, v in full.items()}
-        self.rows.append(stored)
-        self.done.add(self.key(stored))
-
-
 def choose_lr(rows: Sequence[Mapping[str, str]], family: str, lrs: Sequence[float]) -> float | None:
     """The rate of a family: the lowest final tuning error, then the lowest Adam-phase error.
 
@@ -577,41 +529,6 @@ def choose_lr(rows: Sequence[Mapping[str, str]], family: str, lrs: Sequence[floa
     if any(lr not in scores for lr in lrs):
         return None
     return min(lrs, key=lambda lr: scores[lr])  # min keeps the first of equal scores
-
-
-def check_output_folder(out: Path, config: Any, *, csv_file: str = CSV_FILE,
-                        output_files: Sequence[str] = OUTPUT_FILES,
-                        columns: Sequence[str] = COLUMNS) -> None:  # fmt: skip
-    """Refuse an output path that is a file, or a folder holding other settings' results.
-
-    ``config`` is any object whose ``recorded()`` gives the settings that decide the
-    numbers (stored in ``settings.json``); other labs pass their own file names.
-    """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"the output folder {out} is an existing file; name a folder")
-    for name in output_files:
-        if (out / name).is_dir():
-            raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
-    rows = read_rows(out / csv_file, columns)
-    settings_path = out / SETTINGS_FILE
-    if not settings_path.exists():
-        if rows:
-            raise ConfigError(f"{out / csv_file} has rows but no {SETTINGS_FILE}, so its settings are "
-                              f"unknown; use another output folder or delete {out}")  # fmt: skip
-        return
-    try:
-        stored = json.loads(settings_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"cannot read {settings_path} ({error}); delete the folder {out}") from None
-    wanted = json.loads(json.dumps(config.recorded()))
-    if not isinstance(stored, dict):
-        raise ConfigError(f"{settings_path} is not a settings object; delete the folder {out}")
-    diffs = [k for k in sorted(set(stored) | set(wanted)) if stored.get(k) != wanted.get(k)]
-    if diffs and rows:
-        parts = "; ".join(f"{k} {json.dumps(stored.get(k))} there, {json.dumps(wanted.get(k))} now"
-                          for k in diffs)  # fmt: skip
-        raise ConfigError(f"{out} holds fits made with other settings: {parts}. Rerun with the stored "
-                          f"settings, use another --out, or delete {out} to start over")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- #
@@ -638,7 +555,8 @@ def run_teacher(config: TeacherConfig, out_dir: str | Path, *, quiet: bool = Fal
         A bad output folder, or one holding fits made with other settings.
     """
     out = Path(out_dir)
-    check_output_folder(out, config)
+    check_lab_folder(out, config.recorded(), csv_file=CSV_FILE, columns=COLUMNS, output_files=OUTPUT_FILES,
+                     what="fits")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -647,7 +565,7 @@ def run_teacher(config: TeacherConfig, out_dir: str | Path, *, quiet: bool = Fal
     spec = config.teacher
     facts = teacher_facts(spec)
     atomic_write_json(out / FACTS_FILE, facts)
-    store = RowStore(out / CSV_FILE)
+    store = RowStore(out / CSV_FILE, COLUMNS, _row_key)
 
     full = teacher_tensor(spec).full()
     target = full.reshape(-1)

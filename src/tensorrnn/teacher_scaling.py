@@ -22,9 +22,9 @@ instead of scoring ``n^d`` one-hot inputs: the same loss and gradients, with one
 GEMM in place of ``d`` batched products over ``n^d`` rows.
 
 Results on disk (:func:`run_scaling`): ``scaling.csv`` gets one row per fit as it
-ends (:class:`tensorrnn.teacher.RowStore`); ``settings.json`` holds what decides
+ends (:class:`tensorrnn.labkit.RowStore`); ``settings.json`` holds what decides
 the numbers and a rerun with other values is refused
-(:func:`tensorrnn.teacher.check_output_folder`); a larger grid adds rows. Jobs run
+(:func:`tensorrnn.labkit.check_lab_folder`); a larger grid adds rows. Jobs run
 cheapest first (estimated multiply-adds), so a grid stopped early has every
 small ``d`` and the large ones as far as time allowed.
 """
@@ -43,16 +43,14 @@ from tqdm import tqdm
 
 from tensorrnn.atomic import atomic_write_json
 from tensorrnn.errors import ConfigError
+from tensorrnn.labkit import SETTINGS_FILE, RowStore, check_lab_folder
 from tensorrnn.networks import CPNet, ScoreNetwork, TTNet
 from tensorrnn.ranks.cpals import fit_cp_als
 from tensorrnn.ranks.cpfit import MAX_ENTRIES as LM_MAX_ENTRIES
 from tensorrnn.ranks.cpfit import fit_cp
 from tensorrnn.teacher import (
-    SETTINGS_FILE,
-    RowStore,
     TeacherSpec,
     balance_student,
-    check_output_folder,
     fit_student,
     lower_bound,
     make_student,
@@ -528,7 +526,8 @@ def run_scaling(config: ScalingConfig, out_dir: str | Path, *, quiet: bool = Fal
     continues where it stopped when the same command is run again.
     """
     out = Path(out_dir)
-    check_output_folder(out, config, csv_file=CSV_FILE, output_files=OUTPUT_FILES, columns=COLUMNS)
+    check_lab_folder(out, config.recorded(), csv_file=CSV_FILE, columns=COLUMNS, output_files=OUTPUT_FILES,
+                     what="fits")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
