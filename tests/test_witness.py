@@ -16,7 +16,6 @@ from tensorrnn.formats import delta_witness, parse_split, witness
 from tensorrnn.ranks import effective_bonds, exact_rank, mincut_bound
 from tensorrnn.ranks.bounds import (
     STATUS_CERTIFIED,
-    STATUS_CHECKED,
     STATUS_OPEN,
     STATUS_PROVED,
     check_witness,
@@ -253,9 +252,9 @@ def test_explicit_sizes_cover_r_to_r_squared_except_known_gaps():
     assert set(range(7, 50)) - explicit_sizes(7) == {44, 45, 46, 47}
 
 
-def test_a_gap_is_filled_by_a_checked_core():
+def test_a_gap_of_s_r_is_filled_by_the_diagonal_shift_family():
     parts = uniform_witness("transfer", 22, 5)
-    assert parts.construction.startswith("checked core") and not parts.closed_form
+    assert parts.construction == "complement of [diagonal-shift D P^j, j < 3]"
     assert closed_form_kind(22, 5) is None and closed_form_kind(21, 5) == "transfer"
     assert odd_even_rank(witness("transfer", 22, 5, 4)) == 5 * 22
 
@@ -309,12 +308,14 @@ def test_proof_status_by_regime():
     assert proof_status("tt", 2, 3, 8, "odd-even", None, 16) == (STATUS_PROVED, "delta")
     assert proof_status("tt-uniform", 5, 3, 6, "odd-even", 75, 75) == (STATUS_PROVED, "transfer")
     assert proof_status("tt-uniform", 9, 3, 6, "odd-even", 243, 243) == (STATUS_PROVED, "matrix-unit")
-    # A gap of the closed-form families: proved by a checked core (a certificate file), which
-    # is not a formula; without a certificate (r = 17) certified or open.
+    # A former gap of S(r): proved by Theorem 8's diagonal-shift family, whose diagonal is
+    # searched (and checked), so the label says so; beyond CHECK_LIMIT, existence only.
     assert proof_status("tt-uniform", 22, 5, 4, "odd-even", None, 110) == (
-        STATUS_CHECKED, "transfer, checked core")
-    assert proof_status("tt-uniform", 274, 17, 4, "odd-even", 17 * 274, 17 * 274) == (STATUS_CERTIFIED, None)
-    assert proof_status("tt-uniform", 274, 17, 4, "odd-even", 17, 17 * 274) == (STATUS_OPEN, None)
+        STATUS_PROVED, "transfer, diagonal-shift core with a searched diagonal")
+    assert proof_status("tt-shared", 274, 17, 4, "odd-even", None, 17 * 274) == (
+        STATUS_PROVED, "transfer, Theorem 8, existence, free end cores")
+    assert proof_status("tt-uniform", 274, 17, 4, "odd-even", None, 17 * 274) == (
+        STATUS_PROVED, "transfer, Theorem 8, existence, open-set argument")
     # No witness theory for other splits or for cp.
     assert proof_status("tt", 3, 3, 6, "half", 9, 9) == (STATUS_CERTIFIED, None)
     assert proof_status("cp", 3, 3, 4, "odd-even", 3, 9) == (STATUS_OPEN, None)

@@ -266,8 +266,14 @@ def _partitions(r: int, largest: int | None = None) -> Iterator[tuple[int, ...]]
 
 
 @functools.cache
-def _recipes(r: int) -> dict[int, tuple]:
-    """``n -> recipe`` for every ``0 <= n <= r^2`` with a closed-form transfer core."""
+def _recipes(r: int, shift: bool = True) -> dict[int, tuple]:
+    """``n -> recipe`` for every ``0 <= n <= r^2`` with a transfer core of the families.
+
+    With ``shift=False`` only the families of THEORY.md Theorems 3-5 and their products and
+    complements (the set S(r) before Theorem 8); with ``shift=True`` also the diagonal-shift
+    family ``D P^j`` (Theorem 8), used only where the others give nothing, which makes
+    every ``0 <= n <= r^2`` reachable.
+    """
     if r > MAX_RECIPE_R:
         raise ConfigError(f"closed-form transfer cores are enumerated up to r={MAX_RECIPE_R}, got r={r}")
     found: dict[int, tuple] = {0: ("zero",), 1: ("identity",), r * r: ("units",)}
@@ -279,26 +285,57 @@ def _recipes(r: int) -> dict[int, tuple]:
         for loops in range(singles + 1):
             found.setdefault(edges + loops, ("multipartite", parts, loops))
     if r > 1:
-        for inner in sorted(_recipes(r - 1)):
+        for inner in sorted(_recipes(r - 1, shift)):
             found.setdefault(r + inner, ("hub", inner))
     for r1 in range(2, r):
         if r % r1 == 0:
-            for n1 in sorted(_recipes(r1)):
-                for n2 in sorted(_recipes(r // r1)):
+            for n1 in sorted(_recipes(r1, shift)):
+                for n2 in sorted(_recipes(r // r1, shift)):
                     found.setdefault(n1 * n2, ("kron", r1, n1, r // r1, n2))
+    if shift:
+        for m in range(2, r + 1):
+            found.setdefault(m, ("shift", m))
     for n in sorted(found):
         found.setdefault(r * r - n, ("dual", n))
     return found
 
 
+SHIFT_TRIES = 200
+"""Seeded diagonals tried for the diagonal-shift family before giving up (none has needed more
+than a few)."""
+
+
+@functools.cache
+def shift_diagonal(m: int, r: int) -> tuple[int, ...]:
+    """Diagonal ``d`` (entries 1..9, seeded search) for which ``span{D P^j : j < m}`` works.
+
+    THEORY.md, Theorem 8: with ``P`` the cyclic shift, ``K`` is invertible iff every
+    ``m x m`` Toeplitz matrix ``H_c[f, e] = d[(c + f - e) mod r]`` (``c`` in ``Z_r``) is; each
+    determinant is a non-zero polynomial in ``d`` (the monomial ``d_c^m`` occurs once), so a
+    generic ``d`` works. The ``r`` determinants are checked here exactly over Z.
+    """
+    rng = np.random.default_rng(7919 * r + m)
+    candidates = [tuple(range(1, r + 1))]
+    candidates += [tuple(int(x) for x in rng.integers(1, 10, r)) for _ in range(SHIFT_TRIES)]
+    for d in candidates:
+        if all(flint.fmpz_mat([[d[(c + f - e) % r] for e in range(m)] for f in range(m)]).det() != 0
+               for c in range(r)):  # fmt: skip
+            return d
+    raise ConfigError(  # pragma: no cover - a generic diagonal works (THEORY.md Theorem 8)
+        f"no diagonal found for the shift family m={m}, r={r} in {SHIFT_TRIES} tries"
+    )
+
+
 def explicit_sizes(r: int) -> frozenset[int]:
-    """The ``n`` (``0 <= n <= r^2``) with a closed-form transfer core for bond size ``r``.
+    """The ``n`` (``0 <= n <= r^2``) reached by the families of THEORY.md Theorems 3-5 with
+    products and complements: the set S(r) (before the diagonal-shift family of Theorem 8).
 
     For ``r <= 4`` and ``r = 6`` every ``n``; the first gaps are ``n = 22, 23`` at
     ``r = 5``, the orthogonal complements of the small sizes ``2 <= n <= r - 2`` that no
-    family reaches at prime ``r``.
+    family reaches at prime ``r``. With Theorem 8 every ``n`` has a transfer core
+    (:func:`transfer_recipe`).
     """
-    return frozenset(_recipes(_positive("r", r)))
+    return frozenset(_recipes(_positive("r", r), False))
 
 
 def transfer_recipe(n: int, r: int) -> str | None:
@@ -319,6 +356,8 @@ def _describe(recipe: tuple, r: int) -> str:
         return text + (f" + {loops} loop{'s' * (loops != 1)}" if loops else "")
     if kind == "hub":
         return f"hub + [{_describe(_recipes(r - 1)[recipe[1]], r - 1)} on r={r - 1}]"
+    if kind == "shift":
+        return f"diagonal-shift D P^j, j < {recipe[1]}"
     if kind == "kron":
         _, r1, n1, r2, n2 = recipe
         left = _describe(_recipes(r1)[n1], r1)
@@ -350,6 +389,15 @@ def _basis(n: int, r: int) -> list[np.ndarray]:
         letters = [_unit(r, x, x) for x in singles]
         letters += [_unit(r, x, y) + _unit(r, y, x)
                     for x in range(r) for y in range(x + 1, r) if label[x] != label[y]]  # fmt: skip
+        return letters
+    if kind == "shift":
+        d = shift_diagonal(recipe[1], r)
+        letters = []
+        for j in range(recipe[1]):
+            M = np.zeros((r, r), dtype=object)
+            for i in range(r):
+                M[i, (i + j) % r] = d[i]  # (D P^j)[i, i + j] = d_i
+            letters.append(M)
         return letters
     if kind == "hub":
         letters = [_unit(r, 0, 0)] + [_unit(r, 0, i) + _unit(r, i, 0) for i in range(1, r)]
@@ -567,37 +615,43 @@ def witness_construction(kind: str, n: int, r: int, family: str | None = None,
 # --------------------------------------------------------------------------- #
 
 BASIS_CLOSED_FORM = "closed form"
-BASIS_FREE_ENDS = "closed-form core, free end cores"
-BASIS_OPEN_SETS = "closed-form core, open-set argument"
-BASIS_CHECKED = "checked core"
+CORE_SHIFT = "diagonal-shift core with a searched diagonal"
+CORE_EXISTENCE = "Theorem 8, existence"
+ENDS_FREE = "free end cores"
+ENDS_OPEN_SETS = "open-set argument"
+CHECK_LIMIT = 1200
+"""Largest ``r n`` for which :func:`proof_basis` builds the transfer core and looks for its
+boundary vectors (an ``rn x rn`` exact rank); beyond it the label is Theorem 8's existence."""
 
 
-def proof_basis(n: int, r: int, family: str, *, modulus: int = WITNESS_PRIME) -> tuple[str, str] | None:
+def proof_basis(n: int, r: int, family: str, *, modulus: int = WITNESS_PRIME) -> tuple[str, str]:
     """Why the generic odd/even rank of ``family`` at ``(n, r)`` is the min-cut for every even d.
 
-    Returns ``(witness kind, basis)`` or ``None`` where nothing is proved:
+    Every ``(n, r)`` is proved (THEORY.md: Proposition 3, Theorems 1, 3 and Corollary 9, which
+    rests on Theorem 8); what differs is how explicit the witness is. Returns
+    ``(witness kind, basis)``: ``BASIS_CLOSED_FORM`` for an explicit witness (``delta``,
+    ``hub``, ``matrix-unit``, or a ``transfer`` core of Theorems 3-5 with boundary vectors
+    found), otherwise a comma-separated description of the core and of the ends:
 
-    * ``BASIS_CLOSED_FORM``: an explicit witness (``delta``, ``hub``, ``matrix-unit``, or
-      a ``transfer`` core from :func:`transfer_recipe` with boundary vectors found).
-    * ``BASIS_FREE_ENDS``: ``tt``/``tt-shared``, a closed-form transfer core for which no
-      ``u, v`` exist; the free end cores of :func:`free_end_cores` replace them.
-    * ``BASIS_OPEN_SETS``: ``tt-uniform`` at those sizes: "K invertible" and "``U``, ``B`` of
-      rank r" are non-empty Zariski-open sets of one irreducible parameter space, so they
-      meet (THEORY.md, Theorem 2, Corollary); no explicit uniform witness is claimed.
-    * ``BASIS_CHECKED``: no closed-form core; a core whose transfer matrix has a non-zero
-      determinant modulo a prime is stored as a certificate file
-      (:func:`load_certificate`): a computer-checked proof for this ``(n, r)`` only.
+    * core: ``"closed-form core"``; :data:`CORE_SHIFT` (a diagonal-shift factor whose
+      diagonal is found by a seeded search and checked exactly; the existence of a working
+      diagonal is proved, Theorem 8); :data:`CORE_EXISTENCE` (``r > MAX_RECIPE_R`` or
+      ``rn > CHECK_LIMIT``: no core is built here);
+    * ends: :data:`ENDS_FREE` (``tt``, ``tt-shared``: no ``u, v`` were found for this core, the
+      free end cores of :func:`free_end_cores` replace them), :data:`ENDS_OPEN_SETS`
+      (``tt-uniform`` then, or with :data:`CORE_EXISTENCE`: Corollary of §5).
     """
     kind = mincut_kind(n, r)
     if kind != "transfer":
         return kind, BASIS_CLOSED_FORM
-    if _closed_form_core(n, r, modulus) is not None:
-        if _closed_form_boundaries(n, r, modulus) is not None:
-            return kind, BASIS_CLOSED_FORM
-        return kind, BASIS_OPEN_SETS if family == "tt-uniform" else BASIS_FREE_ENDS
-    if load_certificate(n, r) is not None:
-        return kind, BASIS_CHECKED
-    return None
+    if r > MAX_RECIPE_R or r * n > CHECK_LIMIT:
+        return kind, f"{CORE_EXISTENCE}, {ENDS_OPEN_SETS if family == 'tt-uniform' else ENDS_FREE}"
+    core = CORE_SHIFT if "diagonal-shift" in _describe(_recipes(r)[n], r) else "closed-form core"
+    if _closed_form_core(n, r, modulus) is None:  # pragma: no cover - only for an unlucky prime
+        return kind, f"{CORE_EXISTENCE}, {ENDS_OPEN_SETS if family == 'tt-uniform' else ENDS_FREE}"
+    if _closed_form_boundaries(n, r, modulus) is not None:
+        return kind, BASIS_CLOSED_FORM if core == "closed-form core" else core
+    return kind, f"{core}, {ENDS_OPEN_SETS if family == 'tt-uniform' else ENDS_FREE}"
 
 
 # --------------------------------------------------------------------------- #

@@ -141,10 +141,9 @@ def family_mincut(family: str, n: int, r: int, d: int, row_modes: Sequence[int])
 # --------------------------------------------------------------------------- #
 
 STATUS_PROVED = "proved for all d"
-STATUS_CHECKED = "proved (checked core)"
 STATUS_CERTIFIED = "certified"
 STATUS_OPEN = "open"
-STATUSES = (STATUS_PROVED, STATUS_CHECKED, STATUS_CERTIFIED, STATUS_OPEN)
+STATUSES = (STATUS_PROVED, STATUS_CERTIFIED, STATUS_OPEN)
 WITNESS_FAMILIES = ("tt", "tt-shared", "tt-uniform")
 """Families a uniform witness belongs to: tt-uniform is inside tt-shared, inside tt."""
 
@@ -156,26 +155,18 @@ def proof_status(
 
     Returns ``(status, witness label)``:
 
-    * ``STATUS_PROVED``: odd-even split of a tt, tt-shared or tt-uniform family, and the
-      min-cut is proved for every even ``d`` by a formula or an argument
-      (:func:`tensorrnn.witness.proof_basis`: a closed-form witness; for the transfer
-      regime also a closed-form core with free end cores, or, for tt-uniform, the
-      open-set argument). The label is the witness kind, with the basis in brackets
-      where it is not a plain closed-form witness.
-    * ``STATUS_CHECKED``: the same conclusion from a core found by search whose transfer
-      matrix is checked invertible (a certificate file): proved for this ``(n, r)``, every
-      even ``d``, but not by a formula.
-    * ``STATUS_CERTIFIED``: the certified rank equals the min-cut, but no all-d proof.
+    * ``STATUS_PROVED``: odd-even split, even ``d``, family tt, tt-shared or tt-uniform: the
+      generic odd/even rank is the min-cut for every even ``d`` and every ``(n, r)``
+      (docs/THEORY.md). The label is the witness kind, followed by how explicit the witness
+      is where it is not a closed-form one (:func:`tensorrnn.witness.proof_basis`).
+    * ``STATUS_CERTIFIED``: any other setting whose certified rank equals the min-cut.
     * ``STATUS_OPEN``: neither.
     """
-    from tensorrnn.witness import BASIS_CHECKED, BASIS_CLOSED_FORM, proof_basis, witness_rank
+    from tensorrnn.witness import BASIS_CLOSED_FORM, proof_basis, witness_rank
 
     if split == "odd-even" and family in WITNESS_FAMILIES and d % 2 == 0:
-        found = proof_basis(n, r, family)
-        if found is not None and witness_rank(found[0], n, r, d) == mincut:
-            kind, basis = found
-            if basis == BASIS_CHECKED:
-                return STATUS_CHECKED, f"{kind}, {basis}"
+        kind, basis = proof_basis(n, r, family)
+        if witness_rank(kind, n, r, d) == mincut:
             return STATUS_PROVED, kind if basis == BASIS_CLOSED_FORM else f"{kind}, {basis}"
     if certified is not None and certified == mincut:
         return STATUS_CERTIFIED, None

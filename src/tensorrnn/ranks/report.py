@@ -11,7 +11,6 @@ from pathlib import Path
 from tensorrnn.atomic import atomic_save_figure, atomic_write_text
 from tensorrnn.ranks.bounds import (
     STATUS_CERTIFIED,
-    STATUS_CHECKED,
     STATUS_OPEN,
     STATUS_PROVED,
     THEOREM_BOUND_OF_FAMILY,
@@ -154,10 +153,9 @@ certified rank, so the generic CP rank is exactly R (proved; docs/THEORY.md Theo
 instance only); "no" otherwise. *status*: **proved for all d** when an explicit
 witness with a closed-form rank (named in brackets; `tensorrnn witness`, proofs in
 docs/THEORY.md) meets the min-cut in that setting's regime, so the generic odd/even
-rank equals the min-cut for every even d (brackets: the witness kind, and the argument where
-it is not an explicit closed-form witness); **proved (checked core)** when the proof for that
-(n, r) rests on a searched core whose transfer matrix is checked invertible
-(docs/results/certificates); **certified up to N=…** when the certified
+rank equals the min-cut for every even d (brackets: the witness kind, and how explicit the
+witness is where it is not a closed-form one: a searched diagonal, free end cores, the
+open-set argument, or existence by THEORY.md Theorem 8); **certified up to N=…** when the certified
 rank equals the min-cut but no all-d proof is known (N: the largest matrix side at
 which this family, n and r are determined here); **open** otherwise.
 """
@@ -190,7 +188,7 @@ def certified_reach(summaries: Sequence[Summary]) -> dict[tuple, int]:
 def status_label(s: Summary, reach: dict[tuple, int]) -> str:
     """The status cell: "proved for all d (hub)", "certified up to N=4096" or "open"."""
     status = s.status
-    if status in (STATUS_PROVED, STATUS_CHECKED):
+    if status == STATUS_PROVED:
         return f"{status} ({s.witness})"
     if status == STATUS_CERTIFIED:
         return f"certified up to N={reach.get((s.family, s.n, s.r, s.split), s.rows)}"
@@ -198,8 +196,8 @@ def status_label(s: Summary, reach: dict[tuple, int]) -> str:
 
 
 def status_counts(summaries: Sequence[Summary]) -> dict[str, int]:
-    """How many settings are proved for all d, proved by a checked core, certified only, open."""
-    counts = {STATUS_PROVED: 0, STATUS_CHECKED: 0, STATUS_CERTIFIED: 0, STATUS_OPEN: 0}
+    """How many settings are proved for all d, certified only, open."""
+    counts = {STATUS_PROVED: 0, STATUS_CERTIFIED: 0, STATUS_OPEN: 0}
     for s in summaries:
         counts[s.status] += 1
     return counts
@@ -248,8 +246,8 @@ def write_table(rows: Sequence[dict[str, str]], path: Path) -> Path:
     lines += [
         "",
         f"**Status.** {counts[STATUS_PROVED]} of {total} settings are proved for every even d "
-        f"(a closed-form witness or argument meets the min-cut), {counts[STATUS_CHECKED]} by a "
-        f"checked core, {counts[STATUS_CERTIFIED]} are certified at the listed N only, "
+        f"(a witness or argument meets the min-cut), {counts[STATUS_CERTIFIED]} are certified "
+        f"at the listed N only, "
         f"{counts[STATUS_OPEN]} are open.",
         "",
         f"**CP rank.** The generic CP rank is determined exactly (certified rank = the "
@@ -398,8 +396,6 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
         if kinds:
             proved += f" ({', '.join(kinds)})"
         rest = []
-        if counts[STATUS_CHECKED]:
-            rest.append(f"{counts[STATUS_CHECKED]} proved by a checked core")
         if counts[STATUS_CERTIFIED]:
             rest.append(f"{counts[STATUS_CERTIFIED]} certified only")
         if counts[STATUS_OPEN]:
