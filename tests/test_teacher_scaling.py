@@ -128,3 +128,35 @@ def test_cli_refuses_a_bad_config_in_one_line_and_leaves_nothing(tmp_path, run_c
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "teachers must be a list" in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def fit_row(d, rank, seed, method, error, family="cp", floor=0.0):
+    return {"part": "fit", "teacher": "tt-shared", "n": "4", "r": "2", "d": str(d), "family": family,
+            "rank": str(rank), "seed": str(seed), "method": method, "train_inputs": str(4**d),
+            "rel_error": repr(error), "test_error": "", "lower_bound": repr(floor), "params": "0",
+            "max_term_norm": "", "iterations": "1", "seconds": "1.0"}  # fmt: skip
+
+
+def test_report_counts_the_best_method_per_seed_and_needs_two_seeds():
+    from tensorrnn.teacher_scaling_report import Fits, growth_sentence, shortfall_sentence
+
+    rows = [
+        # d = 4, rank 8: ALS reaches 1e-6 in seed 0 only, LM in seed 1 only -> best: 2 of 3 seeds.
+        fit_row(4, 8, 0, "als", 1e-9), fit_row(4, 8, 1, "als", 1e-2), fit_row(4, 8, 2, "als", 1e-2),
+        fit_row(4, 8, 0, "lm", 1e-2), fit_row(4, 8, 1, "lm", 1e-9), fit_row(4, 8, 2, "lm", 1e-2),
+        fit_row(4, 4, 0, "als", 1e-4), fit_row(4, 4, 1, "als", 1e-4), fit_row(4, 4, 2, "als", 1e-1),
+        # d = 6: rank 32 reaches 1e-3 in one seed only; rank 64 in all three.
+        fit_row(6, 32, 0, "als", 1e-4), fit_row(6, 32, 1, "als", 1e-2), fit_row(6, 32, 2, "als", 1e-2),
+        fit_row(6, 64, 0, "als", 1e-4), fit_row(6, 64, 1, "als", 1e-4), fit_row(6, 64, 2, "als", 1e-4),
+    ]  # fmt: skip
+    fits = Fits(rows)
+    assert fits.smallest_rank((4, 2, 4), 1e-3) == 4
+    assert fits.smallest_rank((4, 2, 4), 1e-6) == 8
+    assert fits.smallest_rank((4, 2, 4), 1e-6, ("als",)) is None
+    assert fits.smallest_rank((4, 2, 6), 1e-3) == 64
+    assert fits.smallest_rank((4, 2, 6), 1e-6) is None
+    sentence = growth_sentence(fits, 4, 2)
+    # 4 at d = 4 and 64 at d = 6: ×(64/4)^(1/2) = ×4.00 per unit of d.
+    assert "4 at d = 4, 64 at d = 6" in sentence and "×4.00 per unit of d" in sentence
+    assert "none up to 64 at d = 6" in sentence
+    assert "d = 6: no fit at ranks 32–64 reached 1e-6" in shortfall_sentence(fits, 4, 2)
