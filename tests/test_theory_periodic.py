@@ -50,7 +50,7 @@ def odd_even(full):
     return full.transpose(rows + cols).reshape(n ** (d // 2), -1)
 
 
-@pytest.mark.parametrize("n,d", [(2, 4), (3, 4), (4, 4), (5, 4), (2, 8), (3, 8)])
+@pytest.mark.parametrize("n,d", [(2, 4), (3, 4), (4, 4), (5, 4), (6, 4), (7, 4), (2, 8), (3, 8)])
 def test_every_cyclic_tensor_falls_one_short_exactly_when_the_multiplicity_is_odd(n, d):
     """Proposition 7 on tensors that owe nothing to tensor trains: rank n^k - 1 when N_- is odd,
     n^k (no shortfall from this source) when it is even."""
@@ -60,7 +60,7 @@ def test_every_cyclic_tensor_falls_one_short_exactly_when_the_multiplicity_is_od
 
 
 @pytest.mark.parametrize("n,r,d,expected", [(2, 3, 4, 3), (3, 3, 4, 8), (3, 4, 8, 80), (4, 3, 4, 16),
-                                            (3, 3, 6, 27)])  # fmt: skip
+                                            (6, 3, 4, 35), (3, 3, 6, 27)])  # fmt: skip
 def test_translation_invariant_ring_meets_the_cyclic_bound(n, r, d, expected):
     ranks = [exact_rank(random_tensor("tt-periodic-shared", n, r, d, seed=s, modulus=P).matricize(), P)
              for s in (3, 4)]  # fmt: skip

@@ -254,7 +254,7 @@ def test_explicit_sizes_cover_r_to_r_squared_except_known_gaps():
 
 def test_a_gap_of_s_r_is_filled_by_the_diagonal_shift_family():
     parts = uniform_witness("transfer", 22, 5)
-    assert parts.construction == "complement of [diagonal-shift D P^j, j < 3]"
+    assert parts.construction == "complement of [diagonal-shift D P^j, j < 3, searched diagonal]"
     assert closed_form_kind(22, 5) is None and closed_form_kind(21, 5) == "transfer"
     assert odd_even_rank(witness("transfer", 22, 5, 4)) == 5 * 22
 

@@ -24,9 +24,13 @@ Kinds (:data:`WITNESS_KINDS`; closed form of the odd/even rank in brackets):
   [``r n^(d/2-1)``, the min-cut]. The transfer lemma (THEORY.md, Theorem 2) turns the
   invertibility of one ``rn x rn`` matrix into the rank at every even d. The core is
   built from closed-form families (complete multipartite graphs, the hub extension,
-  Kronecker products, orthogonal complements: :func:`transfer_recipe`) where one
-  applies, otherwise by a seeded search over cores with entries in {-1, 0, 1}; either
-  way the invertibility is checked exactly before the witness is returned.
+  Kronecker products, orthogonal complements) and, where those give nothing, the
+  diagonal-shift family ``D P^j`` of THEORY.md Theorem 8 with a searched diagonal
+  (:func:`transfer_recipe`; every ``n <= r^2`` is reached up to ``MAX_RECIPE_R``); the
+  invertibility is checked exactly before the witness is returned. Where no ``u, v``
+  exist for that core, the ``tt-uniform`` witness falls back to a stored certificate
+  (:func:`load_certificate`) or a seeded search over ``{-1, 0, 1}`` cores, and says so
+  in its construction; ``tt`` and ``tt-shared`` use free end cores instead.
 
 Every witness is built from integer cores, in the existing formats
 (:class:`~tensorrnn.formats.TTUniformTensor`, :class:`~tensorrnn.formats.TTSharedTensor`,
@@ -191,12 +195,12 @@ def mincut_kind(n: int, r: int) -> str:
 
 
 def closed_form_kind(n: int, r: int) -> str | None:
-    """Like :func:`mincut_kind`, but ``None`` where the min-cut witness needs a search.
+    """Like :func:`mincut_kind`, but ``None`` where the transfer core is not a formula.
 
     For ``r < n < r^2`` the transfer witness has a closed-form core when ``n`` is in
-    :func:`explicit_sizes` ``(r)``; elsewhere its core is found by a seeded search
-    (still a proof for that ``(n, r)``, checked when the witness is built, but not a
-    formula). ``None`` also for ``r > MAX_RECIPE_R``.
+    :func:`explicit_sizes` ``(r)``; elsewhere its core has a diagonal-shift factor whose
+    diagonal is searched (its existence is proved, THEORY.md Theorem 8). ``None`` also for
+    ``r > MAX_RECIPE_R``. The proof status of a setting is :func:`proof_basis`.
     """
     kind = mincut_kind(n, r)
     if kind != "transfer":
@@ -357,7 +361,7 @@ def _describe(recipe: tuple, r: int) -> str:
     if kind == "hub":
         return f"hub + [{_describe(_recipes(r - 1)[recipe[1]], r - 1)} on r={r - 1}]"
     if kind == "shift":
-        return f"diagonal-shift D P^j, j < {recipe[1]}"
+        return f"diagonal-shift D P^j, j < {recipe[1]}, searched diagonal"
     if kind == "kron":
         _, r1, n1, r2, n2 = recipe
         left = _describe(_recipes(r1)[n1], r1)
