@@ -341,7 +341,7 @@ def _figure_legend(fig, axes, columns: int) -> list[str]:
     return labels
 
 
-def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
+def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path | None:
     """Write the at-a-glance figure: one panel per regime (n < r, n = r, r < n < r², n ≥ r²).
 
     Every odd-even setting of tt, tt-shared and tt-uniform is drawn as a fraction of its
@@ -355,7 +355,8 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
     rows
         The rows of a ``ranks.csv`` (:func:`tensorrnn.ranks.lab.read_rows`).
     path
-        Where to write the PNG.
+        Where to write the PNG; nothing is written (``None`` is returned) when no row is an
+        odd-even setting of tt, tt-shared or tt-uniform.
     """
     import matplotlib
 
@@ -366,6 +367,8 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path:
 
     summaries = [s for s in summarize(rows)
                  if s.split == "odd-even" and s.family in WITNESS_FAMILIES and s.d % 2 == 0]  # fmt: skip
+    if not summaries:  # e.g. a sweep of periodic chains only: four empty panels would say nothing
+        return None
     fig, axes = plt.subplots(1, len(REGIMES), figsize=(15, 4.2), sharey=True, squeeze=False)
     markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^"}
     colors = {"tt": "tab:blue", "tt-shared": "tab:green", "tt-uniform": "tab:purple"}
