@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def test_bad_names_and_sizes_are_one_line_config_errors():
 
 @pytest.mark.parametrize("xi", list(XIS))
 @pytest.mark.parametrize("family", ["tt", "tt-shared", "cp"])
-def test_grid_tensor_equals_brute_force_evaluation(xi: str, family: str):
+def test_grid_tensor_equals_the_networks_own_scores(xi: str, family: str):
     d, n, M, C = 4, 3, 3, 2
     features = torch.rand(M, n, dtype=torch.float64, generator=gen(5))
     if family == "cp":
@@ -158,6 +159,49 @@ def test_grid_tensor_equals_brute_force_evaluation(xi: str, family: str):
     brute = net.scores(all_sequences(features, d)).reshape((M,) * d + (C,))
     assert grid.shape == brute.shape
     torch.testing.assert_close(grid, brute, rtol=1e-12, atol=1e-12)
+
+
+# ξ(a, h) and the first step ξ(a, h^(0)) with the unit h^(0) (docs/DESIGN.md), in plain Python.
+PY_XI = {
+    "product": (lambda a, h: a * h, lambda a: a),
+    "relu": (lambda a, h: max(a, h, 0.0), lambda a: max(a, 0.0)),
+    "max": (lambda a, h: max(a, h), lambda a: a),
+    "softplus": (lambda a, h: math.log(math.exp(a) + math.exp(h)), lambda a: a),
+    "sqsum": (lambda a, h: a * a + h * h, lambda a: a * a),
+}
+
+
+@pytest.mark.parametrize("xi", list(XIS))
+def test_grids_equal_the_definition_evaluated_in_python_floats(xi: str):
+    """h^(t)_k = Σ_{l,j} 𝒢^(t)[l, j, k] ξ(a_t[l], h^(t−1)_j) for every template sequence, and
+    the CP form Σ_k λ[k, y] ξ(…ξ(V_1[i_1, k], V_2[i_2, k])…, V_T[i_T, k]): an independent reference
+    of tt_grid and cp_grid (the networks' grid_tensor and scores are checked against these)."""
+    assert set(PY_XI) == set(XIS)
+    combine, first = PY_XI[xi]
+    g = gen(31)
+    M, L, R, C, T = 3, 2, 3, 2, 4
+    values = [(2 * torch.rand(M, L, dtype=torch.float64, generator=g) - 1) for _ in range(T)]
+    cores = [torch.randn(L, 1 if t == 0 else R, C if t == T - 1 else R, dtype=torch.float64, generator=g)
+             for t in range(T)]  # fmt: skip
+    grid = tt_grid(xi, values, cores)
+    cp_values = [(2 * torch.rand(M, R, dtype=torch.float64, generator=g) - 1) for _ in range(T)]
+    weights = torch.randn(R, C, dtype=torch.float64, generator=g)
+    cp = cp_grid(xi, cp_values, weights)
+    V, G, Vc, W = ([x.tolist() for x in xs] for xs in (values, cores, cp_values, [weights]))
+    for seq in itertools.product(range(M), repeat=T):
+        h = [sum(G[0][l][0][k] * first(V[0][seq[0]][l]) for l in range(L)) for k in range(R)]
+        for t in range(1, T):
+            h = [sum(G[t][l][j][k] * combine(V[t][seq[t]][l], h[j]) for l in range(L) for j in range(R))
+                 for k in range(len(G[t][0][0]))]  # fmt: skip
+        assert grid[seq].tolist() == pytest.approx(h, rel=1e-12, abs=1e-12), seq
+        folds = []
+        for k in range(R):
+            p = first(Vc[0][seq[0]][k])
+            for t in range(1, T):
+                p = combine(p, Vc[t][seq[t]][k])
+            folds.append(p)
+        expected = [sum(W[0][k][y] * folds[k] for k in range(R)) for y in range(C)]
+        assert cp[seq].tolist() == pytest.approx(expected, rel=1e-12, abs=1e-12), seq
 
 
 def test_exact_grid_is_exact_past_float64_and_refused_past_int64():
