@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tensorrnn.errors import ConfigError
-from tensorrnn.formats import delta_witness, parse_split, witness
+from tensorrnn.formats import delta_witness, parse_split
 from tensorrnn.ranks import effective_bonds, exact_rank, mincut_bound
 from tensorrnn.ranks.bounds import (
     STATUS_CERTIFIED,
@@ -33,6 +33,7 @@ from tensorrnn.witness import (
     transfer_matrix,
     transfer_recipe,
     uniform_witness,
+    witness,
     witness_rank,
 )
 

@@ -540,15 +540,3 @@ def delta_witness(family: str, n: int, r: int, d: int) -> TensorFormat:
         return uniform
     cores = uniform.tt_cores()
     return TTSharedTensor(cores[0], core, cores[-1], d)
-
-
-def witness(kind: str, n: int, r: int, d: int, **options) -> TensorFormat:
-    """An explicit witness with a closed-form odd/even rank: see :mod:`tensorrnn.witness`.
-
-    ``witness(kind, n, r, d, family=None, modulus=2097143)``; the kinds are ``delta``
-    (the thesis), ``alternating`` (Khrulkov et al. 2018), ``hub``, ``matrix-unit`` and
-    ``transfer``. Its rank is :func:`tensorrnn.witness.witness_rank` ``(kind, n, r, d)``.
-    """
-    from tensorrnn.witness import witness as build  # the witnesses build on the formats above
-
-    return build(kind, n, r, d, **options)
