@@ -77,12 +77,18 @@ def test_a_sweep_leaves_only_its_four_files(tmp_path: Path):
 
 
 def test_same_seed_same_numbers_other_seed_other_instances(tmp_path: Path):
-    jobs = tiny_jobs(2)
+    # n 3, r 2, d 4: rank 6 of a 9 x 9 matricization, so each float row has a finite gap.
+    jobs = lab.make_grid(["tt-shared"], [3], [2], [4], "odd-even", 2)
     one = lab.run_rank_sweep(jobs, tmp_path / "a", SETTINGS, quiet=True)
     two = lab.run_rank_sweep(jobs, tmp_path / "b", SETTINGS, quiet=True)
     assert numbers(one) == numbers(two)
     other = lab.run_rank_sweep(jobs, tmp_path / "c", replace(SETTINGS, seed=1), quiet=True)
     assert [r["seed"] for r in numbers(other)] != [r["seed"] for r in numbers(one)]
+    # The instances themselves differ: the singular-value gap of each float row is a property of
+    # its tensor (the generic rank 6 is not, it is the same for almost every instance).
+    gaps = [[float(r["gap"]) for r in numbers(folder) if r["method"] == "float"] for folder in (one, other)]
+    assert len(gaps[0]) == len(gaps[1]) == 2
+    assert all(a != b for a, b in zip(*gaps, strict=True)), gaps
 
 
 def test_mismatch_error_lists_every_difference(tmp_path: Path):
@@ -153,7 +159,7 @@ def test_old_folder_rows_decide_max_draws_and_cp_fit(tmp_path: Path):
 
 def test_output_path_checks(tmp_path: Path):
     (tmp_path / "file").write_text("x")
-    for bad, needle in ((tmp_path / "file", "existing file"), (tmp_path / "file" / "a", "is a file")):
+    for bad, needle in ((tmp_path / "file", "existing file"), (tmp_path / "file" / "a", "under the file")):
         with pytest.raises(ConfigError, match=needle):
             lab.check_output_folder(bad)
     lab.check_output_folder(tmp_path / "new" / "deeper")
