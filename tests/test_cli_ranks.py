@@ -151,7 +151,7 @@ def test_out_below_an_existing_file_is_refused(monkeypatch, capsys, tmp_path: Pa
     taken = tmp_path / "taken"
     taken.write_text("x")
     code, _, err = run_main(monkeypatch, capsys, *TINY, "--out", str(taken / "sub" / "dir"))
-    assert code == 2 and "is a file" in one_line(err)
+    assert code == 2 and "under the file" in one_line(err)
     assert snapshot(tmp_path) == {"taken": b"x"}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tensorrnn.cli import main
-from tensorrnn.cli.witness import CSV_COLUMNS, CSV_FILE, TABLE_FILE
+from tensorrnn.witness_lab import CSV_COLUMNS, CSV_FILE, TABLE_FILE
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -53,9 +53,9 @@ def test_all_kinds_in_another_family(monkeypatch, capsys):
         (["--kind", "alternating", "--family", "tt-shared"], "exists as tt"),
         (["--family", "cp"], "unknown family"),
         (["--prime", "12"], "not a prime"),
-        (["--engine", "gpu"], "--engine"),
-        (["--n", "0"], "--n 0"),
-        (["--n", "9", "--r", "3", "--d", "12"], "--max-side"),
+        (["--engine", "gpu"], "engine 'gpu'"),
+        (["--n", "0"], "n = 0"),
+        (["--n", "9", "--r", "3", "--d", "12"], "above max_side"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(monkeypatch, capsys, tmp_path, args, fragment):

@@ -58,15 +58,17 @@ class RowStore:
     """
 
     def __init__(self, path: Path, columns: Sequence[str], key: Callable[[Mapping[str, str]], tuple],
-                 finished: str = "seconds") -> None:  # fmt: skip
+                 finished: str = "seconds", lineterminator: str = "\r\n") -> None:  # fmt: skip
         self.path = Path(path)
         self.columns = list(columns)
         self.key = key
+        # csv's own default; a lab whose committed files end lines in "\n" keeps them byte for byte.
+        self.lineterminator = lineterminator
         self.rows = read_rows(self.path, self.columns, finished)
         self.done = {key(row) for row in self.rows}
 
         def write(handle) -> None:
-            writer = csv.DictWriter(handle, self.columns)
+            writer = csv.DictWriter(handle, self.columns, lineterminator=self.lineterminator)
             writer.writeheader()
             writer.writerows(self.rows)
 
@@ -75,7 +77,7 @@ class RowStore:
     def append(self, row: Mapping[str, object]) -> None:
         full = {c: "" if row.get(c) is None else row.get(c) for c in self.columns}
         with self.path.open("a", newline="", encoding="utf-8") as handle:
-            csv.DictWriter(handle, self.columns).writerow(full)
+            csv.DictWriter(handle, self.columns, lineterminator=self.lineterminator).writerow(full)
             handle.flush()
             os.fsync(handle.fileno())
         stored = {c: str(v) for c, v in full.items()}

@@ -311,9 +311,9 @@ class TTNet(ScoreNetwork):
     ) -> None:
         """Draw the cores again (see the class docstring for ``init``)."""
         n = self.n
-        self.first.copy_(_randn(self.first, generator) / math.sqrt(n))
-        self.last.copy_(_randn(self.last, generator) / math.sqrt(n))
-        noise = _randn(self.middle, generator)
+        self.first.copy_(randn_like_cpu(self.first, generator) / math.sqrt(n))
+        self.last.copy_(randn_like_cpu(self.last, generator) / math.sqrt(n))
+        noise = randn_like_cpu(self.middle, generator)
         self.middle.copy_(chain_start(init, noise, slice_axis=2, fan=n, init_noise=init_noise,
                                       generator=generator))  # fmt: skip
 
@@ -643,12 +643,12 @@ class CPNet(ScoreNetwork):
         generator: torch.Generator | None = None,
     ) -> None:
         """Draw the factors and weights again (see the class docstring for ``init``)."""
-        noise = _randn(self.factors, generator)
-        if _check_init(init) == "gaussian":
+        noise = randn_like_cpu(self.factors, generator)
+        if check_init(init) == "gaussian":
             self.factors.copy_(noise / math.sqrt(self.n))
         else:
             self.factors.copy_((1 + init_noise * noise) / self.n)
-        self.weights.copy_(_randn(self.weights, generator))
+        self.weights.copy_(randn_like_cpu(self.weights, generator))
 
     def coefficient_tensor(self, y: int) -> TensorFormat:
         """``A^y`` as a ``CPTensor`` (factors ``(n, R)``, weights ``λ[:, y]``), detached float64."""
@@ -874,7 +874,7 @@ def _check_schedule(schedule: str) -> str:
     return schedule
 
 
-def _check_init(init: str) -> str:
+def check_init(init: str) -> str:
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     return init
@@ -891,7 +891,7 @@ def chain_start(
     identity or one Haar-orthogonal matrix per core (see :class:`TTNet` for why).
     """
     r = noise.shape[-1]
-    if _check_init(init) == "gaussian":
+    if check_init(init) == "gaussian":
         return noise / math.sqrt(r * fan)
     cores = noise.shape[0]
     if init == "identity":
@@ -909,7 +909,7 @@ def _haar_orthogonal(count: int, r: int, generator: torch.Generator | None) -> t
     return q * torch.sign(torch.diagonal(upper, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def randn_like_cpu(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     # Drawn on the CPU in float64 and then cast, so that one seed gives the same
     # network on every device and dtype.
     return torch.randn(like.shape, generator=generator, dtype=torch.float64).to(like)

@@ -58,9 +58,26 @@ def generalized_ranks_command(
     """
     import torch
 
-    from tensorrnn.cli.parsing import parse_int_list, parse_name_list
     from tensorrnn.errors import ConfigError
-    from tensorrnn.generalized import XIS, LabSettings, make_settings, parse_weights, run_generalized_ranks
+    from tensorrnn.generalized import run_generalized_ranks
+
+    flags = {"xi": xi, "cores": cores, "R": R, "width": width, "M": M, "T": T, "weights": weights,
+             "trials": trials, "seed": seed, "method": method, "prime": prime, "engine": engine,
+             "out": out}  # fmt: skip
+    merged = _merged_options(config, flags)
+    if threads < 1:
+        raise ConfigError(f"--threads {threads} must be at least 1")
+    grid, settings = _grid_and_settings(merged)
+    torch.set_num_threads(threads)
+    out_folder = Path(merged.get("out", "results/generalized"))
+    folder = run_generalized_ranks(grid, merged.get("trials", 20), out_folder, settings, quiet=quiet)
+    names = ("generalized.csv", "generalized.md", "generalized.png")
+    typer.echo("wrote " + ", ".join(str(folder / name) for name in names))
+
+
+def _merged_options(config: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """The config file's values with the flags given on the command line over them."""
+    from tensorrnn.errors import ConfigError
 
     values: dict[str, Any] = {}
     if config is not None:
@@ -71,17 +88,18 @@ def generalized_ranks_command(
         if unknown:
             raise ConfigError(f"{config}: unknown key(s) {', '.join(unknown)}; "
                               f"known keys are {', '.join(_KEYS)}")  # fmt: skip
-    flags = {"xi": xi, "cores": cores, "R": R, "width": width, "M": M, "T": T, "weights": weights,
-             "trials": trials, "seed": seed, "method": method, "prime": prime, "engine": engine,
-             "out": out}  # fmt: skip
-    given = {k: v for k, v in flags.items() if v is not None}
-    merged = {**values, **given}
+    return {**values, **{k: v for k, v in flags.items() if v is not None}}
+
+
+def _grid_and_settings(merged: dict[str, Any]) -> tuple[list, Any]:
+    """The crossed grid of settings and the lab settings, every value parsed and checked."""
+    from tensorrnn.cli.parsing import parse_int_list, parse_name_list
+    from tensorrnn.errors import ConfigError
+    from tensorrnn.generalized import XIS, LabSettings, make_settings, parse_weights
 
     def pick(key: str, default: Any) -> Any:
         return merged.get(key, default)
 
-    if threads < 1:
-        raise ConfigError(f"--threads {threads} must be at least 1")
     widths_text = _text(pick("width", "R"))
     widths: list[int | str] = (
         ["R"] if widths_text.strip() == "R" else list(parse_int_list(widths_text, "width"))
@@ -108,8 +126,4 @@ def generalized_ranks_command(
         prime=pick("prime", None),
         engine=str(pick("engine", "blas")),
     )
-    torch.set_num_threads(threads)
-    folder = run_generalized_ranks(grid, pick("trials", 20), Path(pick("out", "results/generalized")),
-                                   settings, quiet=quiet)  # fmt: skip
-    names = ("generalized.csv", "generalized.md", "generalized.png")
-    typer.echo("wrote " + ", ".join(str(folder / name) for name in names))
+    return grid, settings

@@ -59,9 +59,7 @@ def ranks_command(
 
         tensorrnn ranks --from-run results/run-a --from-run results/run-b --out results/trained
     """
-    from tensorrnn.cli.parsing import even_orders, parse_int_list, parse_name_list
     from tensorrnn.errors import ConfigError
-    from tensorrnn.formats import FAMILIES
     from tensorrnn.ranks import lab
 
     if from_run:
@@ -73,29 +71,11 @@ def ranks_command(
     if out is None:
         out = Path("results/ranks")
     # Everything is checked here or in lab.run_rank_sweep before OUT is created.
-    if trials is not None and trials < 1:
-        raise ConfigError(f"--trials {trials} must be at least 1")
-    if max_side is not None and max_side < 1:
-        raise ConfigError(f"--max-side {max_side} must be at least 1")
     if max_memory is not None and max_memory <= 0:
         raise ConfigError(f"--max-memory {max_memory} must be positive (GiB)")
-    grid_given = any(v is not None for v in (family, n, r, d, trials, max_side))
-    if not grid_given and split == "odd-even":
-        jobs = lab.default_grid()
-    else:
-        families = parse_name_list(family or "tt,tt-shared,tt-uniform", "family", FAMILIES)
-        orders = even_orders(d or "4..8") if split == "odd-even" else parse_int_list(d or "4..8", "d")
-        jobs = lab.make_grid(
-            families,
-            parse_int_list(n or "2,3", "n"),
-            parse_int_list(r or "2..5", "r"),
-            orders,
-            split,
-            3 if trials is None else trials,
-            max_side,
-        )
+    jobs = _sweep_jobs(family, n, r, d, split, trials, max_side)
     settings = lab.SweepSettings(
-        methods=tuple(parse_name_list(method, "method", lab.METHODS)),
+        methods=tuple(_parse_methods(method)),
         seed=seed,
         engine=engine,
         prime=prime if prime is not None else lab.DEFAULT_PRIME,
@@ -110,13 +90,45 @@ def ranks_command(
     typer.echo(f"wrote {folder / 'ranks.csv'}, {folder / 'ranks.md'}, {folder / 'ranks.png'}")
 
 
+def _parse_methods(method: str) -> list[str]:
+    from tensorrnn.cli.parsing import parse_name_list
+    from tensorrnn.ranks.lab import METHODS
+
+    return parse_name_list(method, "method", METHODS)
+
+
+def _sweep_jobs(family, n, r, d, split, trials, max_side) -> list:
+    """The sweep's jobs: the default grid when no grid option is given, else the crossed grid."""
+    from tensorrnn.cli.parsing import even_orders, parse_int_list, parse_name_list
+    from tensorrnn.errors import ConfigError
+    from tensorrnn.formats import FAMILIES
+    from tensorrnn.ranks import lab
+
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials {trials} must be at least 1")
+    if max_side is not None and max_side < 1:
+        raise ConfigError(f"--max-side {max_side} must be at least 1")
+    grid_given = any(v is not None for v in (family, n, r, d, trials, max_side))
+    if not grid_given and split == "odd-even":
+        return lab.default_grid()
+    families = parse_name_list(family or "tt,tt-shared,tt-uniform", "family", FAMILIES)
+    orders = even_orders(d or "4..8") if split == "odd-even" else parse_int_list(d or "4..8", "d")
+    return lab.make_grid(
+        families,
+        parse_int_list(n or "2,3", "n"),
+        parse_int_list(r or "2..5", "r"),
+        orders,
+        split,
+        3 if trials is None else trials,
+        max_side,
+    )
+
+
 def _trained_rank(runs: list[Path], *, family, n, r, d, split, method, trials, seed, engine, prime,
                   device, cp_fit, max_memory, max_side, out, quiet) -> None:  # fmt: skip
     """``ranks --from-run``: the rank of trained networks (tensorrnn.ranks.trained)."""
-    from tensorrnn.cli.parsing import parse_name_list
     from tensorrnn.errors import ConfigError
     from tensorrnn.ranks import trained
-    from tensorrnn.ranks.lab import METHODS
     from tensorrnn.ranks.modp import DEFAULT_PRIME
 
     grid = {"--family": family, "--n": n, "--r": r, "--d": d, "--trials": trials,
@@ -131,7 +143,7 @@ def _trained_rank(runs: list[Path], *, family, n, r, d, split, method, trials, s
             f"{', '.join(given)} set up a sweep of random tensors and do not apply to --from-run, "
             "whose sizes come from the runs (odd/even split); drop them"
         )
-    methods = parse_name_list(method, "method", METHODS)
+    methods = _parse_methods(method)
     if "float" not in methods:
         raise ConfigError(
             "--from-run measures singular values, so --method needs float "

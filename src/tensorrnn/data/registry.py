@@ -500,18 +500,7 @@ def load_dataset(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ConfigError(f"seed={seed!r} must be an integer")
     seed = int(seed)
-    found = None
-    if spec.places is None:
-        missing = _missing_data_dir(data_dir)
-        if missing is not None:
-            raise DataError(f"data set {name!r}: " + _missing_dir_message(missing))
-    else:
-        found = _locate(spec, data_dir)
-        if found is None and download:
-            download_dataset(name, data_dir, quiet=quiet)
-            found = _locate(spec, data_dir)
-        if found is None:
-            raise DataError(f"data set {name!r}: " + _not_found_message(spec, data_dir))
+    found = _find_files(spec, name, data_dir, download=download, quiet=quiet)
     raw = spec.read(found, opts, seed, data_dir, cache)
     trainval_images, trainval_labels, test_images, test_labels = _train_test(raw, opts)
     val = _stratified_mask(
@@ -520,8 +509,36 @@ def load_dataset(
     train = _to_split(trainval_images[~val], trainval_labels[~val])
     validation = _to_split(trainval_images[val], trainval_labels[val])
     test = _to_split(test_images, test_labels)
+    info = _dataset_info(spec, name, raw, found, opts, test_images, (train, validation, test), seed,
+                         val_fraction)  # fmt: skip
+    return Dataset(train, validation, test, info)
+
+
+def _find_files(spec: Spec, name: str, data_dir: str | Path | None, *, download: bool,
+                quiet: bool) -> Found | None:  # fmt: skip
+    """Where the data set's files are (downloading them if asked and missing); ``None`` for
+    a generated data set. A data set that cannot be found is a :class:`DataError`."""
+    if spec.places is None:
+        missing = _missing_data_dir(data_dir)
+        if missing is not None:
+            raise DataError(f"data set {name!r}: " + _missing_dir_message(missing))
+        return None
+    found = _locate(spec, data_dir)
+    if found is None and download:
+        download_dataset(name, data_dir, quiet=quiet)
+        found = _locate(spec, data_dir)
+    if found is None:
+        raise DataError(f"data set {name!r}: " + _not_found_message(spec, data_dir))
+    return found
+
+
+def _dataset_info(spec: Spec, name: str, raw: Any, found: Found | None, opts: dict[str, Any],
+                  test_images: np.ndarray, splits: tuple[Split, Split, Split], seed: int,
+                  val_fraction: float) -> DatasetInfo:  # fmt: skip
+    """What a loaded data set is: names, shape, source, split sizes and the options used."""
+    train, validation, test = splits
     class_names = raw.class_names or spec.class_names
-    info = DatasetInfo(
+    return DatasetInfo(
         name=name,
         title=spec.title,
         image_shape=tuple(int(s) for s in test_images.shape[1:]),  # type: ignore[arg-type]
@@ -538,4 +555,3 @@ def load_dataset(
         options=opts,
         extra=raw.extra,
     )
-    return Dataset(train, validation, test, info)

@@ -310,6 +310,26 @@ def synthetic_tt(
     if balance:
         offsets = balance_offsets(torch.from_numpy(reference_scores)).numpy()
 
+    levels, labels, n_dropped = _draw_clear_inputs(family, params, offsets, tolerance, n_samples, d, n, seed)
+    images = (levels / (n - 1)).astype(np.float32).reshape(n_samples, 1, 1, d)
+    teacher = {
+        "family": family,
+        "params": params,
+        "offsets": torch.from_numpy(offsets),
+        "n": n,
+        "scale": scale,
+        "margin_rtol": float(margin_rtol),
+        "margin_tolerance": tolerance,
+    }
+    return images, labels, teacher, n_dropped
+
+
+def _draw_clear_inputs(
+    family: str, params: Mapping[str, torch.Tensor], offsets: np.ndarray, tolerance: float, n_samples: int,
+    d: int, n: int, seed: int,
+) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """``n_samples`` inputs (levels ``(N, d)``) whose top-two margin clears ``tolerance``, their
+    int64 labels, and how many drawn inputs were dropped for a near-tie."""
     # Draw, drop inputs without a clear winner, draw again until n_samples are kept.
     rng = np.random.default_rng([seed, 2])
     kept: list[np.ndarray] = []
@@ -336,18 +356,7 @@ def synthetic_tt(
                 "n_classes or margin_rtol"
             )
         batch = max(need - good.size, 1024)
-    levels = np.concatenate(kept)
-    images = (levels / (n - 1)).astype(np.float32).reshape(n_samples, 1, 1, d)
-    teacher = {
-        "family": family,
-        "params": params,
-        "offsets": torch.from_numpy(offsets),
-        "n": n,
-        "scale": scale,
-        "margin_rtol": float(margin_rtol),
-        "margin_tolerance": tolerance,
-    }
-    return images, np.concatenate(labels).astype(np.int64), teacher, n_dropped
+    return np.concatenate(kept), np.concatenate(labels).astype(np.int64), n_dropped
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

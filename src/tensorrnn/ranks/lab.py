@@ -30,10 +30,7 @@ tried, the number of draws) and is then given its ``settings.json``.
 
 from __future__ import annotations
 
-import csv
-import json
 import operator
-import os
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -42,7 +39,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tensorrnn.atomic import atomic_write, atomic_write_json
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import (
@@ -55,6 +51,9 @@ from tensorrnn.formats import (
     random_tensor,
     split_label,
 )
+from tensorrnn.labkit import SETTINGS_FILE, RowStore, SettingsGuard
+from tensorrnn.labkit import check_output_folder as check_lab_output
+from tensorrnn.labkit import read_rows as read_lab_rows
 from tensorrnn.ranks.bounds import (
     family_mincut,
     theorem_bound,
@@ -72,7 +71,7 @@ KEY_COLUMNS = ("family", "n", "r", "d", "split", "trial", "method")
 METHODS = ("float", "exact")
 ENGINES = ("blas", "flint")
 CSV_FILE = "ranks.csv"
-SETTINGS_FILE = "settings.json"
+OUTPUT_FILES = (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png", "ranks_status.png", "ranks_periodic.png")
 
 # Exact CP fits are tried only where they take seconds: dense Jacobians of at
 # most MAX_ENTRIES rows and this many unknowns.
@@ -333,42 +332,12 @@ def _key(row: dict) -> tuple[str, ...]:
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     """Rows of a ``ranks.csv``; a torn last line (killed mid-write) is dropped."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != COLUMNS:
-            raise ConfigError(
-                f"{path} was not written by this version of tensorrnn (columns differ); "
-                "use another output folder or delete the file"
-            )
-        return [row for row in reader if None not in row.values() and row["seconds"] != ""]
+    return read_lab_rows(path, COLUMNS)
 
 
-class RowStore:
-    """Append-only CSV with one header; rewritten clean when opened."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = read_rows(path)
-        self.done = {_key(row) for row in self.rows}
-
-        def write(handle) -> None:
-            writer = csv.DictWriter(handle, COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-        atomic_write(path, write)
-
-    def append(self, row: dict) -> None:
-        full = {c: row.get(c, "") for c in COLUMNS}
-        full = {c: ("" if v is None else v) for c, v in full.items()}
-        with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, COLUMNS).writerow(full)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.rows.append({c: str(v) for c, v in full.items()})
-        self.done.add(_key(full))
+def open_store(path: Path) -> RowStore:
+    """The append-only ``ranks.csv`` of a sweep, keyed by :data:`KEY_COLUMNS`."""
+    return RowStore(path, COLUMNS, _key)
 
 
 # --------------------------------------------------------------------------- #
@@ -416,31 +385,7 @@ def check_output_folder(out: Path) -> None:
         ``out`` is a file, lies under a file, or holds a folder where a result
         file belongs.
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(
-            f"the output folder {out} is an existing file, not a folder; "
-            "name a folder (it is created if missing)"
-        )
-    ancestor = out
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise ConfigError(f"cannot create the output folder {out}: {ancestor} is a file")
-    for name in (CSV_FILE, SETTINGS_FILE, "ranks.md", "ranks.png", "ranks_status.png", "ranks_periodic.png"):
-        if (out / name).is_dir():
-            raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
-
-
-def _read_settings(path: Path) -> dict:
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(
-            f"cannot read {path} ({error}); restore it, or delete the folder {path.parent}"
-        ) from None
-    if not isinstance(stored, dict):
-        raise ConfigError(f"{path} is not a settings object; delete the folder {path.parent}")
-    return stored
+    check_lab_output(out, OUTPUT_FILES)
 
 
 def _compare(stored: dict, wanted: dict) -> list[SettingDifference]:
@@ -520,9 +465,9 @@ def check_resume(out: Path, settings: SweepSettings) -> None:
     rows = read_rows(out / CSV_FILE)
     if not rows:
         return
-    settings_path = out / SETTINGS_FILE
-    if settings_path.exists():
-        diffs = _compare(_read_settings(settings_path), recorded_settings(settings))
+    stored = SettingsGuard(out).stored()
+    if stored is not None:
+        diffs = _compare(stored, recorded_settings(settings))
         legacy = False
     else:
         try:
@@ -566,8 +511,8 @@ def run_rank_sweep(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"cannot create the output folder {out}: {error.strerror}") from None
-    atomic_write_json(out / SETTINGS_FILE, recorded_settings(settings))
-    store = RowStore(out / CSV_FILE)
+    SettingsGuard(out).write(recorded_settings(settings))
+    store = open_store(out / CSV_FILE)
 
     todo = [
         job for job in jobs

@@ -55,6 +55,7 @@ from tensorrnn.atomic import atomic_save_figure, atomic_write, atomic_write_text
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError, DataError, SizeError
 from tensorrnn.formats import TensorFormat, random_tensor
+from tensorrnn.labkit import check_output_folder as check_lab_output
 from tensorrnn.ranks.bounds import THEOREM_BOUND_OF_FAMILY, effective_bonds, mincut_bound, theorem_bound
 from tensorrnn.ranks.modp import DEFAULT_PRIME, check_prime, exact_rank
 from tensorrnn.ranks.numerical import numerical_rank
@@ -320,52 +321,10 @@ def load_run(folder: str | Path, label: str | None = None, *, max_side: int = MA
     """
     folder = Path(folder)
     label = str(folder) if label is None else label
-    if not folder.is_dir():
-        what = "is a file, not a run folder" if folder.exists() else "does not exist"
-        raise ConfigError(f"run folder {folder} {what}; give the output folder of a training run")
-    if not (folder / "config.json").is_file():
-        raise ConfigError(
-            f"{folder} holds no config.json, so it is no training run; give the output folder of a run"
-        )
-    if not (folder / "result.json").is_file():
-        raise ConfigError(
-            f"{folder} has no result.json: the run is unfinished; finish it by rerunning its "
-            "train command (it resumes), or give a finished run"
-        )
-    config = _read_json(folder / "config.json", "run config")
-    result = _read_json(folder / "result.json", "run result")
-    model = config.get("model")
-    if model not in MODELS:
-        raise ConfigError(f"{folder}/config.json: model {model!r} is not one of {', '.join(MODELS)}")
+    config, result, model = _read_run_files(folder)
     checkpoint = folder / "checkpoint.pt"
-    if not checkpoint.is_file():
-        raise DataError(f"{checkpoint} is missing; the finished run lost its weights, rerun it")
-    try:
-        saved = torch.load(checkpoint, weights_only=True, map_location="cpu")
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a data error
-        raise DataError(f"cannot load {checkpoint} ({type(error).__name__}); rerun the run") from None
-    state = saved.get("best_model") if isinstance(saved, dict) else None
-    if not isinstance(state, dict):
-        raise DataError(f"{checkpoint} holds no best_model; rerun the run")
-    state = {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
-
-    if model == "cp":
-        d, n, r = _shape(state, "factors", 3, folder)
-        n_classes = _shape(state, "weights", 2, folder)[1]
-    else:
-        n, r = _shape(state, "first", 2, folder)
-        n_classes = _shape(state, "last", 3, folder)[2]
-        middle = _shape(state, "middle", 4, folder)[0]
-        d = result.get("d") if model == "tt-shared" else middle + 2
-        if not isinstance(d, int) or isinstance(d, bool):
-            raise DataError(f"{folder}/result.json records no order d; rerun the run")
-    for key, value in (("d", d), ("n", n), ("rank", r)):
-        stored = result.get(key, config.get(key) if key == "rank" else None)
-        if stored is not None and stored != value:
-            raise DataError(
-                f"{folder}: result.json says {key}={stored} but the stored weights have {key}={value}; "
-                "the folder mixes two runs, rerun it"
-            )
+    state = _best_network_state(checkpoint)
+    d, n, r, n_classes = _network_sizes(model, state, config, result, folder)
     _check_even(d, str(folder))
     side = n ** (d // 2)
     if side > max_side:
@@ -385,6 +344,65 @@ def load_run(folder: str | Path, label: str | None = None, *, max_side: int = MA
         first = str(error).strip().splitlines()[0]
         raise DataError(f"{checkpoint}: best_model does not fit a {model} network ({first})") from None
     return TrainedRun(label, folder, model, n, r, d, n_classes, network.double(), result)
+
+
+def _read_run_files(folder: Path) -> tuple[dict, dict, str]:
+    """``config.json``, ``result.json`` and the model of a finished run folder, checked."""
+    if not folder.is_dir():
+        what = "is a file, not a run folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"run folder {folder} {what}; give the output folder of a training run")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"{folder} holds no config.json, so it is no training run; give the output folder of a run"
+        )
+    if not (folder / "result.json").is_file():
+        raise ConfigError(
+            f"{folder} has no result.json: the run is unfinished; finish it by rerunning its "
+            "train command (it resumes), or give a finished run"
+        )
+    config = _read_json(folder / "config.json", "run config")
+    result = _read_json(folder / "result.json", "run result")
+    model = config.get("model")
+    if model not in MODELS:
+        raise ConfigError(f"{folder}/config.json: model {model!r} is not one of {', '.join(MODELS)}")
+    return config, result, model
+
+
+def _best_network_state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The score network's weights of ``best_model`` in ``checkpoint.pt`` (prefix removed)."""
+    if not checkpoint.is_file():
+        raise DataError(f"{checkpoint} is missing; the finished run lost its weights, rerun it")
+    try:
+        saved = torch.load(checkpoint, weights_only=True, map_location="cpu")
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a data error
+        raise DataError(f"cannot load {checkpoint} ({type(error).__name__}); rerun the run") from None
+    state = saved.get("best_model") if isinstance(saved, dict) else None
+    if not isinstance(state, dict):
+        raise DataError(f"{checkpoint} holds no best_model; rerun the run")
+    return {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
+
+
+def _network_sizes(model: str, state: dict[str, torch.Tensor], config: dict, result: dict,
+                   folder: Path) -> tuple[int, int, int, int]:  # fmt: skip
+    """``d, n, rank, classes`` from the stored weights' shapes, checked against ``result.json``."""
+    if model == "cp":
+        d, n, r = _shape(state, "factors", 3, folder)
+        n_classes = _shape(state, "weights", 2, folder)[1]
+    else:
+        n, r = _shape(state, "first", 2, folder)
+        n_classes = _shape(state, "last", 3, folder)[2]
+        middle = _shape(state, "middle", 4, folder)[0]
+        d = result.get("d") if model == "tt-shared" else middle + 2
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise DataError(f"{folder}/result.json records no order d; rerun the run")
+    for key, value in (("d", d), ("n", n), ("rank", r)):
+        stored = result.get(key, config.get(key) if key == "rank" else None)
+        if stored is not None and stored != value:
+            raise DataError(
+                f"{folder}: result.json says {key}={stored} but the stored weights have {key}={value}; "
+                "the folder mixes two runs, rerun it"
+            )
+    return d, n, r, n_classes
 
 
 def _check_family(family: str) -> None:
@@ -596,16 +614,7 @@ def write_plot(analyses: Sequence[RunAnalysis], path: Path) -> Path:
 
 def check_output_folder(out: Path) -> None:
     """Refuse an output path that is a file, lies under one, or holds a folder where a result belongs."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"the output folder {out} is an existing file; name a folder")
-    ancestor = out
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise ConfigError(f"cannot create the output folder {out}: {ancestor} is a file")
-    for name in (CSV_FILE, TABLE_FILE, FIGURE_FILE):
-        if (out / name).is_dir():
-            raise ConfigError(f"{out / name} is a folder; remove it or use another output folder")
+    check_lab_output(out, (CSV_FILE, TABLE_FILE, FIGURE_FILE))
 
 
 def run_trained_rank(
