@@ -71,8 +71,8 @@ SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "mat
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}
-KEEP = ("ranks.csv", "ranks.md", "ranks.png", "results.csv", "plan.json", "report.md",
-        "accuracy_vs_rank.png", "accuracy_vs_parameters.png", "training_curves.png", "test_correct.json")  # fmt: skip
+KEEP = ("ranks.csv", "ranks.md", "ranks.png", "results.csv", "plan.json", "report.md", "accuracy_vs_rank.png",
+        "accuracy_vs_parameters.png", "training_curves.png", "test_correct.json")  # fmt: skip
 
 
 def collect() -> None:
@@ -166,8 +166,9 @@ def targets_table() -> str:
         provenance = [code_state(sweep)]
         if any(is_post_hoc(sweep, run) for run, _ in runs):
             provenance.append("post hoc")
-        lines.append(f"{head} {format_interval(interval, unit=' %', signed=False)} | {best['finished']} | "
-                     f"{best['rank']} | {target_words(interval, target)} | {', '.join(provenance)} |")  # fmt: skip
+        accuracy = format_interval(interval, unit=" %", signed=False)
+        lines.append(f"{head} {accuracy} | {best['finished']} | {best['rank']} | "
+                     f"{target_words(interval, target)} | {', '.join(provenance)} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -293,7 +294,8 @@ def _accuracy_table(sweep: str, columns: dict) -> tuple[list[dict], list[str]]:
 
     ``columns``: title → cell of a summary row, placed between the model and the seeds.
     """
-    from tensorrnn.report import MODEL_NAMES, summarize
+    from tensorrnn.models import short_name
+    from tensorrnn.report import summarize
 
     rows, axes = _rows(sweep)
     summary = sorted((s for s in summarize(rows, axes) if s["finished"]),
@@ -303,7 +305,7 @@ def _accuracy_table(sweep: str, columns: dict) -> tuple[list[dict], list[str]]:
     for s in summary:
         cells = " | ".join(cell(s) for cell in columns.values())
         accuracy = f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f} %"
-        lines.append(f"| {s['dataset']} | {MODEL_NAMES.get(s['model'], s['model'])} | {cells} | "
+        lines.append(f"| {s['dataset']} | {short_name(s['model'])} | {cells} | "
                      f"{s['finished']} | {accuracy} |")  # fmt: skip
     return summary, lines
 
@@ -359,7 +361,8 @@ def generalized_accuracy_text(sweep: str) -> str:
 
     "Best" is chosen by :func:`tensorrnn.report.selection_score` (validation).
     """
-    from tensorrnn.report import MODEL_NAMES, selection_score
+    from tensorrnn.models import short_name
+    from tensorrnn.report import selection_score
 
     if not _rows(sweep)[0]:
         return ""
@@ -380,10 +383,10 @@ def generalized_accuracy_text(sweep: str) -> str:
         relu, product = best[(d, "relu")], best[(d, "product")]
         gap = 100 * (product["test_mean"] - relu["test_mean"])
         sentences.append(
-            f"On {d}, the best ReLU network by validation ({MODEL_NAMES.get(relu['model'])}, "
+            f"On {d}, the best ReLU network by validation ({short_name(relu['model'])}, "
             f"{100 * relu['test_mean']:.2f} % test) is {abs(gap):.2f} points "
             f"{'below' if gap > 0 else 'above'} the best multiplicative one "
-            f"({MODEL_NAMES.get(product['model'])}, {100 * product['test_mean']:.2f} %)."
+            f"({short_name(product['model'])}, {100 * product['test_mean']:.2f} %)."
         )
     return GENERALIZED_SWEEPS[sweep] + " " + " ".join(sentences) + "\n\n" + "\n".join(lines) + "\n"
 

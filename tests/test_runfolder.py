@@ -63,8 +63,8 @@ def test_a_resume_is_recorded_as_a_second_session(tmp_path: Path):
     config_json = folder.read_config()
     config_json["epochs"] = 2
     folder.write_config(config_json)
-    result = train_run(RunConfig.from_mapping({**TINY, "epochs": 2, "compile": False, "lr_schedule": "constant"}),
-                       tmp_path / "run", quiet=True)  # fmt: skip
+    again = RunConfig.from_mapping({**TINY, "epochs": 2, "compile": False, "lr_schedule": "constant"})
+    result = train_run(again, tmp_path / "run", quiet=True)
     sessions = folder.sessions()
     assert [s["resumed_after_epoch"] for s in sessions] == [0, 1]
     assert result["sessions"] == 2 and result["provenance"]["resumed_after_epoch"] == 1

@@ -77,10 +77,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from tensorrnn.errors import ConfigError
-from tensorrnn.features import FeatureMap, extract_patches, make_feature_map, num_patches
+from tensorrnn.features import FeatureMap, extract_patches
 from tensorrnn.formats import CPTensor, TensorFormat, TTSharedTensor, TTTensor
 
-MODELS = ("cp", "tt", "tt-shared", "relu-cp", "relu-tt", "relu-tt-shared")
 """Network names; the ``relu-*`` ones are generalized networks (:mod:`tensorrnn.generalized`)."""
 SCHEDULES = ("sequential", "parallel")
 """The two whole-chain schedules; ``chunked`` mixes them (see the module docstring)."""
@@ -744,84 +743,6 @@ class Classifier(nn.Module):
         feats = sum(p.numel() for p in self.feature_map.parameters())
         net = self.network.num_parameters()
         return {"features": feats, "network": net, "total": feats + net}
-
-
-def make_network(model: str, d: int, n: int, rank: int, n_classes: int, **kwargs: object) -> ScoreNetwork:
-    """Network by name: ``cp`` → CPNet, ``tt`` → TTNet, ``tt-shared`` → ``TTNet(shared=True)``;
-    ``relu-cp``, ``relu-tt``, ``relu-tt-shared`` → the generalized networks with ξ = max(x, y, 0)
-    (:class:`~tensorrnn.generalized.GeneralizedCPNet`, :class:`~tensorrnn.generalized.GeneralizedTTNet`).
-
-    ``kwargs`` (``init``, ``init_noise``, ``schedule``, ``eps``, ``generator``)
-    go to the constructor.
-    """
-    if model in MODELS and model.startswith("relu-"):
-        from tensorrnn.generalized import make_generalized  # imports this module: load it lazily
-
-        return make_generalized(model, d, n, rank, n_classes, **kwargs)
-    if model == "cp":
-        return CPNet(d, n, rank, n_classes, **kwargs)  # type: ignore[arg-type]
-    if model in ("tt", "tt-shared"):
-        return TTNet(d, n, rank, n_classes, model == "tt-shared", **kwargs)  # type: ignore[arg-type]
-    raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-
-
-def build_classifier(
-    model: str,
-    *,
-    image_shape: tuple[int, ...],
-    patch: int,
-    feature_map: str,
-    feature_dim: int | None,
-    rank: int,
-    n_classes: int,
-    order: str = "row-major",
-    constant: bool = True,
-    init: str = "gaussian",
-    init_noise: float = 0.1,
-    schedule: str = "auto",
-    seed: int = 0,
-    compile_chain: bool = False,
-) -> Classifier:
-    """Build a :class:`Classifier` from names and sizes.
-
-    Parameters
-    ----------
-    model
-        ``"cp"``, ``"tt"`` or ``"tt-shared"``.
-    image_shape
-        ``(C, H, W)`` (or ``(H, W)``) of one image; with ``patch`` it fixes the
-        sequence length ``d = (H/k)(W/k)`` and patch size ``s = C·k·k``.
-    patch, order
-        Patch side and order (see :func:`~tensorrnn.features.extract_patches`).
-    feature_map, feature_dim
-        Feature map name and its output size ``n`` (``None`` for ``cos-sin``
-        and ``identity``, whose size follows from ``s``).
-    constant
-        ``affine-relu``: keep the constant feature (counted in ``feature_dim``).
-    rank, n_classes, init, init_noise, schedule
-        Passed to the network.
-    seed
-        Seeds the initialisation of features and network.
-    compile_chain
-        ``TTNet`` only: compile its training loops (see :class:`TTNet`).
-    """
-    d, s = num_patches(tuple(image_shape), patch)
-    gen = torch.Generator().manual_seed(int(seed))
-    fmap = make_feature_map(feature_map, s, feature_dim, constant=constant, generator=gen)
-    net = make_network(
-        model,
-        d,
-        fmap.out_dim,
-        rank,
-        n_classes,
-        init=init,
-        init_noise=init_noise,
-        schedule=schedule,
-        generator=gen,
-    )
-    if isinstance(net, TTNet):
-        net.compile_chain = compile_chain
-    return Classifier(fmap, net, patch, order)
 
 
 def resolve_schedule(schedule: str, device: torch.device | str) -> str:

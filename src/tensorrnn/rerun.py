@@ -83,7 +83,8 @@ def choose_runs(names: Sequence[str], runs: Sequence[str] | None, sample: int | 
     if runs:
         unknown = sorted(set(runs) - set(names))
         if unknown:
-            raise ConfigError(f"no finished run named {', '.join(unknown)}; finished: {', '.join(sorted(names))}")
+            raise ConfigError(f"no finished run named {', '.join(unknown)}; "
+                              f"finished: {', '.join(sorted(names))}")
         return list(runs)
     pool = sorted(names)
     if sample is None or sample >= len(pool):

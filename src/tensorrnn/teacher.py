@@ -59,13 +59,14 @@ from tensorrnn.atomic import atomic_save_figure, atomic_write_json, atomic_write
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import TensorFormat, parse_split, random_tensor
 from tensorrnn.labkit import SETTINGS_FILE, RowStore, check_lab_folder
-from tensorrnn.networks import CPNet, ScoreNetwork, TTNet
+from tensorrnn.models import family_names, get_family, make_network
+from tensorrnn.networks import CPNet, ScoreNetwork
 from tensorrnn.ranks.bounds import effective_bonds, mincut_bound, theorem_bound
 from tensorrnn.ranks.modp import DEFAULT_PRIME, exact_rank
 from tensorrnn.ranks.numerical import numerical_rank
 
-STUDENTS = ("cp", "tt-shared", "tt")
-TEACHER_FAMILIES = ("tt-shared", "tt")
+STUDENTS = family_names("student")
+TEACHER_FAMILIES = family_names("teacher")
 MAX_INPUTS = 65536
 """Largest ``n**d``: every input is scored at every step."""
 EXACT = 1e-6
@@ -363,14 +364,8 @@ def student_seed(seed: int, family: str, rank: int) -> int:
 
 def make_student(family: str, d: int, n: int, rank: int, seed: int) -> ScoreNetwork:
     """A float64 student with one output, Gaussian initialisation from ``seed``."""
-    gen = torch.Generator().manual_seed(student_seed(seed, family, rank))
-    if family == "cp":
-        net: ScoreNetwork = CPNet(d, n, rank, 1, generator=gen)
-    elif family in ("tt", "tt-shared"):
-        net = TTNet(d, n, rank, 1, shared=family == "tt-shared", generator=gen)
-    else:
-        raise ConfigError(f"unknown student family {family!r}; choose from {', '.join(STUDENTS)}")
-    return net.double()
+    gen = torch.Generator().manual_seed(student_seed(seed, get_family(family, "student").name, rank))
+    return make_network(family, d, n, rank, 1, generator=gen).double()
 
 
 @torch.no_grad()

@@ -37,15 +37,8 @@ from tensorrnn.atomic import atomic_torch_save
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS, random_shift
-from tensorrnn.networks import (
-    INITS,
-    MODELS,
-    SCHEDULE_CHOICES,
-    Classifier,
-    build_classifier,
-    chain_in_use,
-    resolve_schedule,
-)
+from tensorrnn.models import build_classifier, family_names, middle_parameters
+from tensorrnn.networks import INITS, SCHEDULE_CHOICES, Classifier, chain_in_use, resolve_schedule
 from tensorrnn.runfolder import RunFolder, encode_correct
 
 OPTIMIZERS = ("adam", "adamw")
@@ -74,7 +67,7 @@ class RunConfig:
     """
 
     dataset: str = _setting("digits", "Data set (`tensorrnn data` lists them).")
-    model: str = _setting("tt", "Network: " + ", ".join(MODELS) + ".")
+    model: str = _setting("tt", "Network family: " + ", ".join(family_names("train")) + ".")
     rank: int = _setting(8, "CP rank R or TT rank r.")
     patch: int = _setting(2, "Side k of the k×k patches; d = (H/k)(W/k).")
     order: str = _setting("row-major", "Patch order: " + " or ".join(ORDERS) + ".")
@@ -135,8 +128,8 @@ class RunConfig:
     def validate(self, source: str = "config") -> None:
         """Raise ``ConfigError`` naming the first invalid field, its value and the allowed range."""
         choices = {
-            "model": MODELS, "feature_map": FEATURE_MAPS, "init": INITS, "schedule": SCHEDULE_CHOICES,
-            "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ORDERS,
+            "model": family_names("train"), "feature_map": FEATURE_MAPS, "init": INITS,
+            "schedule": SCHEDULE_CHOICES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ORDERS,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -430,12 +423,12 @@ def _parameter_groups(model: Classifier, config: RunConfig) -> list[dict[str, An
     One group whenever the scale is 1 keeps the optimizer state of runs from before
     the option loadable.
     """
-    middle = getattr(model.network, "middle", None)
+    middle = middle_parameters(config.model, model.network)
     scale = middle_lr_scale(config, model.network.d)
-    if scale == 1.0 or middle is None:
+    if scale == 1.0 or not middle:
         return [{"params": list(model.parameters())}]
-    rest = [p for p in model.parameters() if p is not middle]
-    return [{"params": rest}, {"params": [middle], "lr": config.lr * scale}]
+    rest = [p for p in model.parameters() if all(p is not m for m in middle)]
+    return [{"params": rest}, {"params": middle, "lr": config.lr * scale}]
 
 
 def _new_state(config: RunConfig, folder: RunFolder, splits: Splits, device: torch.device) -> TrainState:
@@ -649,6 +642,7 @@ def train_run(
         result = _final_result(state, splits, stopped_early, session, evaluate_test)
     folder.write_result(result)
     if not quiet:
-        accuracy = "not read (tuning)" if result["test_accuracy"] is None else f"{result['test_accuracy']:.4f}"
+        test = result["test_accuracy"]
+        accuracy = "not read (tuning)" if test is None else f"{test:.4f}"
         print(f"{folder.path}: test accuracy {accuracy} (best epoch {state.best_epoch})")
     return result

@@ -191,7 +191,7 @@ def _check_param_values(param: Param, settings: dict[str, Any], source: str) -> 
 
 
 def _family_entries(raw: Any, source: str) -> dict[str, dict[str, Any]]:
-    from tensorrnn.networks import MODELS
+    from tensorrnn.models import family_names
 
     if isinstance(raw, list):
         raw = {family: {} for family in raw}
@@ -199,8 +199,9 @@ def _family_entries(raw: Any, source: str) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{source}: families must name at least one family, e.g. [cp, tt, tt-shared]")
     entries = {}
     for family, entry in raw.items():
-        if family not in MODELS:
-            raise ConfigError(f"{source}: families: {family!r} is not one of {', '.join(MODELS)}")
+        if family not in family_names("train"):
+            known = ", ".join(family_names("train"))
+            raise ConfigError(f"{source}: families: {family!r} is not one of {known}")
         entry = entry or {}
         if not isinstance(entry, dict) or set(entry) - {"settings", "search"}:
             raise ConfigError(f"{source}: families.{family} may hold settings and search only")

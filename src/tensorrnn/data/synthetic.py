@@ -54,7 +54,7 @@ from tensorrnn.data.spec import Found, Raw, Spec, carved_sizes, check_positive_i
 from tensorrnn.errors import ConfigError
 
 __all__ = [
-    "TEACHER_FAMILIES",
+    "teacher_families",
     "random_teacher",
     "teacher_scores",
     "balance_offsets",
@@ -64,7 +64,11 @@ __all__ = [
     "SPEC",
 ]
 
-TEACHER_FAMILIES = ("cp", "tt", "tt-shared")
+def teacher_families() -> tuple[str, ...]:
+    """The families that can label ``synthetic-tt`` (role ``synthetic`` of :mod:`tensorrnn.models`)."""
+    from tensorrnn.models import family_names  # the registry sits above the data layer's import time
+
+    return family_names("synthetic")
 MARGIN_RTOL = 1e-6
 _REFERENCE_SIZE = 4096
 # Rows per call of the teacher (a fixed size, whatever the sample size).
@@ -72,9 +76,9 @@ _CHUNK = 8192
 
 
 def _check_family(family: str) -> str:
-    if family not in TEACHER_FAMILIES:
+    if family not in teacher_families():
         raise ConfigError(
-            f"teacher family {family!r} is unknown; choose one of {', '.join(TEACHER_FAMILIES)}"
+            f"teacher family {family!r} is unknown; choose one of {', '.join(teacher_families())}"
         )
     return family
 
@@ -154,7 +158,7 @@ def teacher_scores(family: str, phi: torch.Tensor, params: Mapping[str, torch.Te
     _check_family(family)
     if phi.ndim != 3:
         raise ConfigError(f"phi must have shape (B, d, n), got {tuple(phi.shape)}")
-    from tensorrnn.networks import make_network
+    from tensorrnn.models import make_network
 
     # The teacher is a network of the student's own kind: its exact scores are
     # the network's, so teacher and students share one contraction.
@@ -360,9 +364,9 @@ def _draw_clear_inputs(
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
-    if options["family"] not in TEACHER_FAMILIES:
+    if options["family"] not in teacher_families():
         raise ConfigError(
-            f"option family={options['family']!r} is unknown; choose one of {', '.join(TEACHER_FAMILIES)}"
+            f"option family={options['family']!r} is unknown; choose one of {', '.join(teacher_families())}"
         )
 
 

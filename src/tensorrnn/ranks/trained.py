@@ -63,7 +63,6 @@ from tensorrnn.ranks.numerical import numerical_rank
 MAX_SIDE = 4096
 """Largest ``N = n^(d/2)`` analysed: the ``N × N`` SVD then takes about 10 s per class on one core."""
 
-MODELS = ("cp", "tt", "tt-shared")
 ENGINES = ("blas", "flint")
 ENERGY = 0.99
 CSV_FILE, TABLE_FILE, FIGURE_FILE = "trained_rank.csv", "trained_rank.md", "trained_rank.png"
@@ -73,6 +72,13 @@ COLUMNS = [
     "test_accuracy", "flag",
 ]  # fmt: skip
 MAX_DRAWS = 3
+
+
+def _families() -> tuple[str, ...]:
+    """The families whose trained coefficient tensor this lab reads (the registry's role)."""
+    from tensorrnn.models import family_names
+
+    return family_names("trained-rank")
 
 
 # --------------------------------------------------------------------------- #
@@ -334,7 +340,7 @@ def load_run(folder: str | Path, label: str | None = None, *, max_side: int = MA
             "(a smaller feature_dim or larger patches)"
         )
 
-    from tensorrnn.networks import make_network
+    from tensorrnn.models import make_network
 
     # A private generator: building the network must not move the global RNG.
     network = make_network(model, d, n, r, n_classes, generator=torch.Generator().manual_seed(0))
@@ -363,8 +369,8 @@ def _read_run_files(folder: Path) -> tuple[dict, dict, str]:
     config = _read_json(folder / "config.json", "run config")
     result = _read_json(folder / "result.json", "run result")
     model = config.get("model")
-    if model not in MODELS:
-        raise ConfigError(f"{folder}/config.json: model {model!r} is not one of {', '.join(MODELS)}")
+    if model not in _families():
+        raise ConfigError(f"{folder}/config.json: model {model!r} is not one of {', '.join(_families())}")
     return config, result, model
 
 
@@ -406,8 +412,8 @@ def _network_sizes(model: str, state: dict[str, torch.Tensor], config: dict, res
 
 
 def _check_family(family: str) -> None:
-    if family not in MODELS:
-        raise ConfigError(f"unknown family {family!r}; choose one of {', '.join(MODELS)}")
+    if family not in _families():
+        raise ConfigError(f"unknown family {family!r}; choose one of {', '.join(_families())}")
 
 
 def _check_even(d: int, what: str) -> None:
