@@ -129,7 +129,8 @@ class RunConfig:
         """Raise ``ConfigError`` naming the first invalid field, its value and the allowed range."""
         choices = {
             "model": family_names("train"), "feature_map": FEATURE_MAPS, "init": INITS,
-            "schedule": SCHEDULE_CHOICES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "order": ORDERS,
+            "schedule": SCHEDULE_CHOICES, "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES,
+            "order": ORDERS,
         }  # fmt: skip
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
