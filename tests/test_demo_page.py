@@ -1,16 +1,17 @@
-"""The demo page: built from a small rank sweep and a small comparison, rendered in
-headless Chromium, with every figure decoded."""
+"""`tensorrnn demo` on a small grid: its rank sweep, comparison and page; the page rendered in
+headless Chromium, with every figure decoded; a bad config refused before any work."""
 
+import csv
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tensorrnn.ranks import lab
-from tensorrnn.report import write_comparison_report, write_demo_page
-from tensorrnn.sweep import plan_sweep, run_sweep
+from tensorrnn.demo import run_demo
+from tensorrnn.errors import ConfigError
 
 GRID = {
     "name": "page",
@@ -24,12 +25,30 @@ GRID = {
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
-    jobs = lab.make_grid(["tt", "tt-shared"], [2, 3], [3], [4, 6], "odd-even", trials=1)
-    ranks = lab.run_rank_sweep(jobs, root / "ranks", lab.SweepSettings(cp_fit=False), quiet=True)
-    plan = plan_sweep(GRID, "page", root / "compare")
-    compare = run_sweep(plan, quiet=True)
-    write_comparison_report(plan)
-    return write_demo_page(ranks, compare, root)
+    config = root / "grid.yaml"
+    config.write_text(yaml.safe_dump(GRID))
+    return run_demo(root / "out", config=config, jobs=1, quiet=True, max_side=4)
+
+
+def test_the_demo_measures_its_rank_sweep_and_trains_its_grid(page: Path):
+    rows = list(csv.DictReader((page.parent / "ranks" / "ranks.csv").open()))
+    # max_side 4 keeps n = 2, d = 4 of the default sweep: 3 families x r 2..5 x 3 trials x 2 methods.
+    assert {(r["n"], r["d"]) for r in rows} == {("2", "4")} and len(rows) == 72
+    # A 4 x 4 odd/even matricization; the min-cut min(n, r) * min(n, r^2) = 4 for every r >= 2.
+    assert {int(r["rank"]) for r in rows if r["method"] == "exact"} == {4}
+    runs = list(csv.DictReader((page.parent / "compare" / "results.csv").open()))
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"finished"}
+
+
+def test_a_bad_config_is_refused_before_any_work(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        run_demo(tmp_path / "out", config=tmp_path / "missing.yaml", quiet=True, max_side=4)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**GRID, "rank": [0]}))
+    with pytest.raises(ConfigError, match="rank"):
+        run_demo(tmp_path / "out", config=tmp_path / "bad.yaml", quiet=True, max_side=4)
+    with pytest.raises(ConfigError, match="max_side=3"):
+        run_demo(tmp_path / "out", config=tmp_path / "bad.yaml", quiet=True, max_side=3)
+    assert not (tmp_path / "out").exists()
 
 
 def test_page_and_markdown_carry_the_same_sections(page: Path):
