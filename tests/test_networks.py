@@ -374,12 +374,17 @@ def test_long_chain_trains_50_adam_steps(model: str, init: str) -> None:
     images = torch.rand(8, 1, 28, 28, generator=gen)
     images[:2] = 0.0  # blank images
     labels = torch.randint(0, 10, (8,), generator=gen)
+    losses = []
     for _ in range(50):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(clf(images), labels)
         loss.backward()
         assert torch.isfinite(loss) and _all_finite(clf)
+        losses.append(float(loss.detach()))
         opt.step()
+    # It learns, not only stays finite: the loss gets at least 3 % below its start (measured
+    # 4.5-81 %; at this rate a chain's loss wanders back up afterwards, so the minimum is taken).
+    assert min(losses[1:]) < 0.97 * losses[0], losses
     for schedule in SCHEDULES:
         clf.zero_grad()
         logits = clf(images, schedule=schedule)
