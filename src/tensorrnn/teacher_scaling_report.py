@@ -154,7 +154,8 @@ def shortfall_sentence(fits: Fits, n: int, r: int) -> str:
         best = {k: fits.best(teacher, k) for k in at}
         if not any(sum(e <= THRESHOLDS[1] for e in b.values()) >= NEED for b in best.values()):
             lowest = min(min(b.values(), default=math.inf) for b in best.values())
-            misses.append(f"d = {teacher[2]}: no fit at ranks {at[0]}–{at[-1]} reached "
+            span = f"rank {at[0]}" if len(at) == 1 else f"ranks {at[0]}–{at[-1]}"
+            misses.append(f"d = {teacher[2]}: no fit at {span} reached "
                           f"{_threshold(THRESHOLDS[1])} in {NEED} seeds "
                           f"(lowest error {lowest:.1e})")  # fmt: skip
     if not misses:
