@@ -20,11 +20,44 @@ def _loss_and_grads(net: TTNet, phi: torch.Tensor, labels: torch.Tensor) -> list
     return [loss.detach(), phi.grad, *(p.grad for p in net.parameters())]
 
 
+class _Counted:
+    """The built module, counting its calls: a test of the fused chain must see it run (with the
+    flag ignored, "fused" would be the plain loops and every comparison would pass)."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+        self.calls = {"chain_forward": 0, "chain_backward": 0}
+
+    def __getattr__(self, name: str):
+        function = getattr(self.module, name)
+        if name not in self.calls:
+            return function
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    def ran(self) -> tuple[int, int]:
+        """Calls of (forward, backward) since the last look."""
+        calls = (self.calls["chain_forward"], self.calls["chain_backward"])
+        self.calls = dict.fromkeys(self.calls, 0)
+        return calls
+
+
 @pytest.fixture(scope="module")
-def kernel():
+def built():
     module = chain_kernel.load()
     assert module is not None, "the fused chain could not be built on this machine"
     return module
+
+
+@pytest.fixture
+def kernel(built, monkeypatch) -> _Counted:
+    counted = _Counted(built)
+    monkeypatch.setitem(chain_kernel._loaded, "module", counted)
+    return counted
 
 
 def _case(d: int, shared: bool, dtype: torch.dtype) -> tuple[TTNet, torch.Tensor, torch.Tensor]:
@@ -44,6 +77,8 @@ def test_fused_chain_gradients_match_finite_differences(kernel, shared: bool) ->
     inputs = tuple(x.requires_grad_() for x in (h, phi, cores))
     # Both outputs matter: the unit state and the summed log-norms.
     assert torch.autograd.gradcheck(lambda *x: _SequentialChain.apply(*x, 1e-12, True), inputs)
+    forward, backward = kernel.ran()
+    assert forward > 0 and backward > 0  # the C++ loops were checked, not the plain ones
 
 
 @pytest.mark.slow
@@ -54,8 +89,10 @@ def test_fused_chain_gradients_match_finite_differences(kernel, shared: bool) ->
 def test_fused_chain_matches_plain_loops(kernel, d: int, shared: bool, dtype, tolerance: float) -> None:
     net, phi, labels = _case(d, shared, dtype)
     plain = _loss_and_grads(net, phi, labels)
+    assert kernel.ran() == (0, 0)
     net.compile_chain = True
     fused = _loss_and_grads(net, phi, labels)
+    assert kernel.ran() == (1, 1)
     for a, b in zip(plain, fused, strict=True):
         torch.testing.assert_close(b, a, rtol=tolerance, atol=tolerance)
 
@@ -83,7 +120,7 @@ def test_build_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("model", ["tt", "tt-shared"])
 @pytest.mark.parametrize("name", ["random", "zeros", "ones", "extreme"])
 def test_fused_chain_at_d784_is_finite_and_matches_plain_loops(kernel, model: str, name: str) -> None:
-    from tensorrnn.networks import build_classifier
+    from tensorrnn.models import build_classifier
 
     generator = torch.Generator().manual_seed(0)
     images = {"random": lambda s: torch.rand(s, generator=generator), "zeros": torch.zeros,
@@ -98,6 +135,7 @@ def test_fused_chain_at_d784_is_finite_and_matches_plain_loops(kernel, model: st
         grads = [p.grad for _, p in sorted(classifier.named_parameters())]
         assert torch.isfinite(logits).all() and all(torch.isfinite(g).all() for g in grads)
         results.append([logits.detach(), *grads])
+        assert kernel.ran() == ((1, 1) if fused else (0, 0))
     # Extreme inputs give gradients up to ~4e4 whose small entries are sums that
     # cancel: in float32 the two summation orders then agree to the tensor's scale.
     for plain, fused in zip(*results, strict=True):
@@ -113,8 +151,11 @@ def test_a_compiled_training_run_follows_the_plain_one(kernel, tmp_path, model: 
             "lr": 0.02, "model": model, "epochs": 3, "schedule": "sequential",
             "dataset_options": {"family": "tt", "d": 6, "n": 3, "rank": 2, "n_classes": 3,
                                 "n_samples": 600}}  # fmt: skip
+    steps = 3 * 14  # epochs x batches of 32 (the training split of the 600 examples has 14)
     for fused in (False, True):
         train_run(RunConfig.from_mapping({**tiny, "compile": fused}), tmp_path / str(fused), quiet=True)
+        forward, backward = kernel.ran()
+        assert backward == (steps if fused else 0), (fused, forward, backward)
     plain, fused = ([json.loads(line)["train_loss"] for line in (tmp_path / name / "metrics.jsonl").open()]
                     for name in ("False", "True"))  # fmt: skip
     # Float32 rounding differs between the two (summation order), and training carries it on.
@@ -142,3 +183,4 @@ def test_fused_chain_takes_features_of_any_layout(kernel) -> None:
     net.compile_chain = True
     for a, b in zip(plain, _loss_and_grads(net, strided, labels), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    assert kernel.ran() == (1, 1)
