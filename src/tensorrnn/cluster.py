@@ -276,7 +276,7 @@ def run_on_node(
     ``home`` is the run folder on the driver (named in error messages, never
     written here). Never raises for a failed run: its ``error.json`` comes back.
     """
-    from tensorrnn.sweep import _execute
+    from tensorrnn.executors import execute_run
 
     node = node_label()
     work = Path(tempfile.mkdtemp(prefix="tensorrnn-run-"))
@@ -291,11 +291,11 @@ def run_on_node(
                 key = storage_key or folder.name
                 _resume_from_storage(store, key, folder, config_json)
                 with _Mirror(folder, store, key) as mirror:
-                    outcome = _execute(config_json, str(folder), threads)
+                    outcome = execute_run(config_json, str(folder), threads)
                 if mirror.error:
                     warning = f"{home}: checkpoints not copied to --storage on {node}: {mirror.error}"
             else:
-                outcome = _execute(config_json, str(folder), threads)
+                outcome = execute_run(config_json, str(folder), threads)
         except Exception as error:  # noqa: BLE001 - storage trouble fails this run only
             message = f"{type(error).__name__}: {error}"
             atomic_write_json(folder / "error.json", {"error": message, "traceback": ""})

@@ -17,7 +17,6 @@ import io
 import itertools
 import json
 import os
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -30,9 +29,10 @@ import yaml
 from tqdm import tqdm
 
 from tensorrnn.atomic import atomic_write_json, atomic_write_text
-from tensorrnn.errors import ConfigError, TensorRNNError
+from tensorrnn.errors import ConfigError
+from tensorrnn.executors import execute_run
 from tensorrnn.runfolder import RunFolder, decode_correct
-from tensorrnn.train import RunConfig, train_run
+from tensorrnn.train import RunConfig
 
 SWEEP_KEYS = ("name", "out", "points")
 LABEL_KEYS = ("budget",)
@@ -134,33 +134,18 @@ def plan_sweep(values: Mapping[str, Any], source: str, out: str | Path | None = 
 # --------------------------------------------------------------------------- #
 
 
-def _execute(config_json: dict[str, Any], folder: str, threads: int) -> dict[str, Any]:
-    """Run one grid point in a worker; never raises (errors are returned and recorded)."""
-    import torch
-
-    torch.set_num_threads(max(threads, 1))
-    try:
-        result = train_run(RunConfig(**config_json), folder, quiet=True)
-        return {"status": "finished", **result}
-    except Exception as error:  # noqa: BLE001 - a crashed run must not stop the sweep
-        message = f"{type(error).__name__}: {error}"
-        detail = "" if isinstance(error, TensorRNNError) else traceback.format_exc()
-        RunFolder(folder).write_error(message, detail)
-        return {"status": "failed", "error": message}
-
-
 def _run_local(
     tasks: list[tuple[dict, str]], jobs: int, threads: int | None, progress: Callable[[], None]
 ) -> None:
     threads = threads or max((os.cpu_count() or 1) // jobs, 1)
     if jobs == 1:
         for config_json, folder in tasks:
-            _execute(config_json, folder, threads)
+            execute_run(config_json, folder, threads)
             progress()
         return
     # spawn: fork after torch has started its thread pools can deadlock.
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_execute, c, f, threads) for c, f in tasks]
+        futures = [pool.submit(execute_run, c, f, threads) for c, f in tasks]
         for future in as_completed(futures):
             future.result()
             progress()
