@@ -2,7 +2,6 @@
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,13 +12,8 @@ from tensorrnn.cli.parsing import even_orders, parse_int_list, parse_name_list
 from tensorrnn.errors import ConfigError
 from tensorrnn.ranks.lab import COLUMNS
 
-CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
 TINY = ["ranks", "--family", "tt-shared", "--n", "2", "--r", "3", "--d", "4", "--trials", "1",
         "--no-cp-fit", "-q"]  # fmt: skip
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
 def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -43,7 +37,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_small_sweep_writes_its_files_and_resumes(tmp_path: Path):
+def test_small_sweep_writes_its_files_and_resumes(tmp_path: Path, run_cli):
     args = ["ranks", "--family", "tt,tt-shared,tt-uniform", "--n", "2,3", "--r", "3",
             "--d", "4..6", "--trials", "2", "--out", str(tmp_path), "-q"]  # fmt: skip
     first = run_cli(*args)
@@ -74,7 +68,7 @@ def test_small_sweep_writes_its_files_and_resumes(tmp_path: Path):
     assert len(list(csv.DictReader((tmp_path / "ranks.csv").open()))) == 48
 
 
-def test_torn_csv_line_is_dropped_and_recomputed(tmp_path: Path):
+def test_torn_csv_line_is_dropped_and_recomputed(tmp_path: Path, run_cli):
     args = ["ranks", "--family", "tt-shared", "--n", "2", "--r", "3", "--d", "4",
             "--trials", "2", "--out", str(tmp_path), "-q", "--no-cp-fit"]  # fmt: skip
     assert run_cli(*args).returncode == 0
@@ -130,14 +124,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(monkeypatch, capsys, tm
     assert list(tmp_path.iterdir()) == []  # not even the parent folder
 
 
-def test_bad_input_through_the_console_script(tmp_path: Path):
+def test_bad_input_through_the_console_script(tmp_path: Path, run_cli):
     result = run_cli("ranks", "--n", "0", "--r", "2", "--d", "4", "--out", str(tmp_path / "o"), "-q")
     assert result.returncode == 2
     assert "n=0" in one_line(result.stderr)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_out_naming_an_existing_file_is_refused(tmp_path: Path):
+def test_out_naming_an_existing_file_is_refused(tmp_path: Path, run_cli):
     taken = tmp_path / "taken.csv"
     taken.write_text("precious\n")
     result = run_cli(*TINY, "--out", str(taken))
@@ -165,7 +159,7 @@ def test_out_folder_holding_a_folder_named_like_a_result(monkeypatch, capsys, tm
 # --------------------------------------------------------------------------- resume checks
 
 
-def test_resume_with_another_seed_is_refused_and_writes_nothing(tmp_path: Path):
+def test_resume_with_another_seed_is_refused_and_writes_nothing(tmp_path: Path, run_cli):
     assert run_cli(*TINY, "--out", str(tmp_path)).returncode == 0
     before = snapshot(tmp_path)
     result = run_cli(*TINY, "--out", str(tmp_path), "--seed", "1")
@@ -264,14 +258,14 @@ def test_parse_name_list():
         parse_name_list(" , ", "method", ("float", "exact"))
 
 
-def test_version_and_help():
+def test_version_and_help(run_cli):
     assert run_cli("--version").stdout.startswith("tensorrnn ")
     help_text = run_cli("ranks", "--help").stdout
     assert "Example" in help_text
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
-def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path):
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, run_cli):
     result = run_cli("ranks", "--device", "cuda", "--n", "2", "--r", "2", "--d", "4",
                      "--out", str(tmp_path / "o"), "-q")  # fmt: skip
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr

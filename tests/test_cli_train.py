@@ -4,7 +4,6 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,16 @@ import yaml
 from tensorrnn.errors import ConfigError
 from tensorrnn.train import RunConfig, deterministic_algorithms, train_run
 
-CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 OPTIONS = "{family: tt, d: 4, n: 3, rank: 2, n_classes: 3, n_samples: 300}"
 SYNTHETIC = ["--dataset", "synthetic-tt", "--patch", "1", "--feature-dim", "4", "--rank", "2",
              "--set", f"dataset_options={OPTIONS}"]  # fmt: skip
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "TENSORRNN_DATA": str(cwd / "no-data")})  # fmt: skip
+@pytest.fixture(autouse=True)
+def _no_installed_data(tmp_path: Path, monkeypatch):
+    # The CLI in a child process sees no data set but scikit-learn's digits.
+    monkeypatch.setenv("TENSORRNN_DATA", str(tmp_path / "no-data"))
 
 
 def snapshot(folder: Path) -> set[str]:
@@ -48,7 +47,7 @@ def snapshot(folder: Path) -> set[str]:
          "points that fit these flags; pick one run, e.g. --model tt --rank 4,"),
     ],
 )
-def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, needle):
+def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args, needle, run_cli):
     before = snapshot(tmp_path)
     result = run_cli("train", "--dataset", "digits", *args, "--out", "run", "-q", cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -58,22 +57,22 @@ def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, a
     assert snapshot(tmp_path) == before
 
 
-def test_out_naming_a_file_is_refused(tmp_path: Path):
+def test_out_naming_a_file_is_refused(tmp_path: Path, run_cli):
     (tmp_path / "taken").write_text("not a run folder")
     result = run_cli("train", *SYNTHETIC, "--out", "taken", "-q", cwd=tmp_path)
     assert result.returncode == 2 and "is a file" in result.stderr
     assert (tmp_path / "taken").read_text() == "not a run folder"
 
 
-def test_every_run_setting_has_a_flag():
-    result = subprocess.run([*CLI, "train", "--help"], capture_output=True, text=True,
+def test_every_run_setting_has_a_flag(cli_command):
+    result = subprocess.run([*cli_command, "train", "--help"], capture_output=True, text=True,
                             env={**os.environ, "COLUMNS": "200"})  # fmt: skip
     for spec in dataclasses.fields(RunConfig):
         flag = "--set" if spec.name == "dataset_options" else "--" + spec.name.replace("_", "-")
         assert flag in result.stdout, flag
 
 
-def test_a_comparison_config_trains_once_its_axes_are_pinned(tmp_path: Path):
+def test_a_comparison_config_trains_once_its_axes_are_pinned(tmp_path: Path, run_cli):
     grid = {"name": "g", "out": "elsewhere", "dataset": "synthetic-tt", "model": ["tt", "cp"],
             "rank": [2, 3], "patch": 1, "feature_dim": 4, "epochs": 1, "init_noise": 0.05,
             "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3,
@@ -89,7 +88,7 @@ def test_a_comparison_config_trains_once_its_axes_are_pinned(tmp_path: Path):
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_point_is_picked_by_its_flags_and_a_key_it_leaves_out_keeps_the_files_value(tmp_path: Path):
+def test_a_point_is_picked_by_its_flags_and_a_key_it_leaves_out_keeps_the_files_value(tmp_path, run_cli):
     # As configs/targets_augmented.yaml: one point sets dropout, the others take the file's value.
     grid = {"name": "g", "dataset": "synthetic-tt", "patch": 1, "feature_dim": 4, "epochs": 1,
             "dropout": 0.0, "seed": [0, 1],

@@ -36,7 +36,6 @@ from tensorrnn.errors import ConfigError, TensorRNNError
 from tensorrnn.sweep import plan_sweep, run_sweep
 from tensorrnn.train import RunConfig, train_run
 
-CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
 RUN = {
     "dataset": "synthetic-tt",
     "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 600},
@@ -81,7 +80,9 @@ def test_a_run_on_a_node_comes_home_whole_and_equal(tmp_path: Path, finished_run
     assert outcome["status"] == "finished" and outcome["node"].startswith("node ")
     ray = sys.modules.get("ray")
     assert ray is None or not ray.is_initialized(), "naming the node outside Ray must not start one"
-    assert set(outcome["files"]) == {"config.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    assert set(outcome["files"]) == {
+        "config.json", "metrics.jsonl", "checkpoint.pt", "result.json", "provenance.jsonl"
+    }
     assert not home.exists(), "the node must not write into the driver's folder"
     unpack_run(home, outcome["files"])
     local = json.loads((finished_run / "result.json").read_text())
@@ -315,13 +316,13 @@ def silent_port():
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["refused", "silent"])
-def test_compare_with_a_bad_address_exits_2_in_seconds_with_one_line(tmp_path: Path, kind, request):
+def test_compare_with_a_bad_address_exits_2_with_one_line(tmp_path: Path, kind, request, cli_command):
     pytest.importorskip("ray")
     port = _closed_port() if kind == "refused" else request.getfixturevalue("silent_port")
     config = _write(tmp_path / "g.yaml", {**RUN, "model": ["tt"], "name": "g"})
     # The point is "fails, never hangs" (Ray's own wait is minutes): the subprocess timeout
     # is the bound; a clock in the test would only measure the machine's load.
-    done = subprocess.run([*CLI, "compare", "--config", str(config), "--executor", "ray", "--address",
+    done = subprocess.run([*cli_command, "compare", "--config", str(config), "--executor", "ray", "--address",
                            f"127.0.0.1:{port}", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2, done.stderr

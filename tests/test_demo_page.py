@@ -59,7 +59,7 @@ def test_page_and_markdown_carry_the_same_sections(page: Path):
     assert "Rank laboratory" in titles and "Network laboratory" in titles
     # Conclusions, ranks, three network figures, and one per committed matched-budget sweep.
     assert html.count("data:image/png;base64,") == html.count("<img") >= 5
-    assert "holds (certified)" in html and "min(n, r − 1)" in html
+    assert "ranks.md beside the rank sweep" in html and "min(n, r − 1)" in html
 
 
 def test_page_renders_in_headless_chromium_with_every_figure(page: Path, tmp_path: Path):
@@ -77,3 +77,24 @@ def test_page_renders_in_headless_chromium_with_every_figure(page: Path, tmp_pat
     loaded = re.search(r'data-figures-loaded="(\d+)"', result.stdout)
     assert loaded is not None, "the page's load script did not run"
     assert int(loaded.group(1)) == page.read_text().count("<img") >= 5
+
+
+def test_the_conclusions_of_both_laboratories_come_first_and_fit_the_first_screen(page: Path, tmp_path: Path):
+    titles = re.findall(r"<h2>(.+?)</h2>", page.read_text())
+    assert titles[0] == "Conclusions" and "Rank table" not in titles
+    conclusions = page.read_text().split("<h2>Conclusions</h2>", 1)[1].split("</section>", 1)[0]
+    assert "<b>Rank laboratory.</b>" in conclusions and "<b>Network laboratory.</b>" in conclusions
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs it as root: scripts/get-chromium.sh)")
+    shot = tmp_path / "first-screen.png"
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+              "--window-size=1280,1000"]  # fmt: skip
+    shown = subprocess.run([*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    assert shown.returncode == 0 and shot.stat().st_size > 10_000
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    bottom = int(re.search(r'data-conclusions-bottom="(\d+)"', dom.stdout).group(1))
+    screen = int(re.search(r'data-screen-height="(\d+)"', dom.stdout).group(1))
+    assert bottom <= screen, f"the conclusions end at {bottom} px, below the first screen ({screen} px)"

@@ -33,18 +33,13 @@ from tensorrnn.generalized import (
     shallow_rank_one,
     tt_grid,
 )
-from tensorrnn.networks import MODELS, CPNet, TTNet, build_classifier, make_network
+from tensorrnn.models import build_classifier, family_names, make_network
+from tensorrnn.networks import CPNet, TTNet
 from tensorrnn.ranks.modp import exact_rank
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 FLOAT_TOL = 1e-12  # float64 networks of a few positions, entries O(1): rounding is ~1e-16
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -104,7 +99,7 @@ def test_non_product_networks_have_no_coefficient_tensor():
 
 @pytest.mark.parametrize("model", ["relu-tt", "relu-tt-shared", "relu-cp"])
 def test_relu_models_are_registered_and_build_a_classifier(model: str):
-    assert model in MODELS
+    assert model in family_names("train")
     net = make_network(model, 5, 4, 3, 2, generator=gen(0))
     assert isinstance(net, GeneralizedTTNet | GeneralizedCPNet)
     assert net.xi.name == "relu" and (net.d, net.n, net.n_classes) == (5, 4, 2)

@@ -21,8 +21,8 @@ FLOORS = [
     {"generalized", "ranks.lab", "witness_lab"},
     {"models"},
     {"data", "teacher", "ranks.trained"},
-    {"train", "executors", "teacher_scaling", "teacher_scaling_report"},
-    {"sweep", "cluster", "rerun", "tune"},
+    {"train", "executors", "teacher_scaling"},
+    {"sweep", "cluster", "rerun", "tune", "teacher_scaling_report"},
     {"report"},
     {"demo", "cli"},
 ]

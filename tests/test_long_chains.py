@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from tensorrnn.networks import TTNet, build_classifier
+from tensorrnn.models import build_classifier
+from tensorrnn.networks import TTNet
 
 F64 = torch.float64
 

@@ -11,30 +11,20 @@ from torch.func import functional_call
 
 from tensorrnn.errors import ConfigError
 from tensorrnn.formats import CPTensor, TTSharedTensor, TTTensor
+from tensorrnn.models import build_classifier, family_names, make_network
 from tensorrnn.networks import (
-    MODELS,
     SCHEDULES,
     Classifier,
     CPNet,
     TTNet,
-    build_classifier,
-    make_network,
     resolve_schedule,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 F64 = torch.float64
 
 MULTILINEAR = ("cp", "tt", "tt-shared")  # the models with a coefficient tensor
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These sizes are far too small to gain from threads, and on a shared
-    # 2-core machine OpenMP's spin-waiting makes them many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _net(model: str, d: int, n: int, r: int, c: int, seed: int = 0, **kw) -> torch.nn.Module:
@@ -104,7 +94,7 @@ def test_coefficient_tensor_is_the_parameters(model: str) -> None:
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_logits_are_scaled_scores(model: str, schedule: str) -> None:
     d, n, r, c = 6, 3, 4, 5
     net = _net(model, d, n, r, c)
@@ -117,7 +107,7 @@ def test_logits_are_scaled_scores(model: str, schedule: str) -> None:
 
 
 @pytest.mark.parametrize("d", [2, 3, 4, 5, 8, 11])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_schedules_agree(model: str, d: int) -> None:
     net = _net(model, d, 3, 4, 3, init="identity")
     phi = _phi(5, d, 3)
@@ -161,7 +151,7 @@ class _Outputs(torch.nn.Module):
 
 @pytest.mark.parametrize("d", [3, 5])
 @pytest.mark.parametrize("schedule", SCHEDULES)
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_gradcheck(model: str, schedule: str, d: int) -> None:
     net = _net(model, d, 2, 2, 2)
     names = [name for name, _ in net.named_parameters()]
@@ -185,7 +175,7 @@ def test_auto_schedule_is_parallel_on_cuda_and_sequential_elsewhere() -> None:
         resolve_schedule("tree", "cpu")
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_default_schedule_on_a_cpu_is_the_sequential_one_exactly(model: str) -> None:
     net = _net(model, 9, 3, 4, 3, init="identity")
     phi = _phi(6, 9, 3)
@@ -193,7 +183,7 @@ def test_default_schedule_on_a_cpu_is_the_sequential_one_exactly(model: str) -> 
     assert torch.equal(net(phi), net(phi, "sequential"))
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_schedules_have_the_same_gradients(model: str) -> None:
     # The sequential TT runs a hand-written backward, the parallel one autograd.
     net = _net(model, 9, 3, 4, 3, init="identity")
@@ -273,7 +263,7 @@ def test_seeded_construction_is_reproducible() -> None:
 
 
 @pytest.mark.parametrize("feature_map", ["affine-relu", "affine", "cos-sin", "identity"])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_classifier_end_to_end(model: str, feature_map: str) -> None:
     dim = {"affine-relu": 6, "affine": 6, "cos-sin": None, "identity": None}[feature_map]
     clf = build_classifier(
@@ -329,7 +319,7 @@ def _all_finite(module: torch.nn.Module) -> bool:
 
 @pytest.mark.parametrize("constant", [True, False])
 @pytest.mark.parametrize("init", ["gaussian", "identity"])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_long_chain_finite_at_init(model: str, init: str, constant: bool) -> None:
     torch.manual_seed(0)
     clf = build_classifier(
@@ -355,7 +345,7 @@ def test_long_chain_finite_at_init(model: str, init: str, constant: bool) -> Non
 
 @pytest.mark.slow
 @pytest.mark.parametrize("init", ["gaussian", "identity"])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_long_chain_trains_50_adam_steps(model: str, init: str) -> None:
     torch.manual_seed(0)
     clf = build_classifier(
@@ -405,7 +395,7 @@ def test_scores_overflow_but_logits_do_not() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", family_names("train"))
 def test_cuda_matches_cpu(model: str) -> None:
     clf = build_classifier(
         model,

@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,10 +14,11 @@ from tensorrnn.atomic import atomic_torch_save, atomic_write_json
 from tensorrnn.cli import main
 from tensorrnn.errors import ConfigError, DataError, SizeError
 from tensorrnn.formats import delta_witness
-from tensorrnn.networks import make_network
+from tensorrnn.models import make_network
 from tensorrnn.ranks import trained
-from tensorrnn.ranks.numerical import numerical_rank
 from tensorrnn.train import RunConfig, train_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 TINY = {
     "dataset": "synthetic-tt",
@@ -26,14 +28,6 @@ TINY = {
 # Float ranks are decided with numpy's tolerance; the planted tensors have exact
 # zeros or O(1) singular values, so every decision below has a gap above 1e6.
 CLEAR_GAP = 1e6
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +155,8 @@ def test_planted_delta_witness_in_a_shared_run(tmp_path: Path):
     witness = delta_witness("tt-shared", n, r, d)
     last = torch.zeros(r, n, 2)
     last[:, :, 0] = witness.last[:, :, 0]
-    last[0, :, 1] = 1.0  # class 1: first core ⊗ G ⊗ (e_0 paths only), a smaller rank
+    # Class 1 ends in any open state with any i4: A¹ = δ(i1, i2)·[i3 < q], odd/even rank q.
+    last[1:, :, 1] = 1.0
     folder = hand_made_run(tmp_path / "shared", "tt-shared", d, n, r, 2,
                            first=witness.first[0], middle=witness.middle.unsqueeze(0), last=last)  # fmt: skip
     run = trained.load_run(folder)
@@ -172,7 +167,12 @@ def test_planted_delta_witness_in_a_shared_run(tmp_path: Path):
     assert witness_rank.rank == q ** (d // 2) == 4 and witness_rank.gap > CLEAR_GAP
     # The identity block: every nonzero singular value is 1.
     assert torch.allclose(witness_rank.sigma[:4], torch.ones(4, dtype=torch.float64))
-    expected_other = numerical_rank(run.coefficient_tensor(1).matricize("odd-even")).rank
+    # Class 1, independently: contract the planted 0/1 cores in numpy and take the rank of the
+    # odd/even matricization (rows i1 i3, columns i2 i4) of that integer matrix.
+    cores = [c.double().numpy() for c in (witness.first[0], witness.middle, witness.middle, last[:, :, 1])]
+    full = np.einsum("ia,ajb,bkc,cl->ijkl", *cores)
+    expected_other = int(np.linalg.matrix_rank(full.transpose(0, 2, 1, 3).reshape(n * n, n * n)))
+    assert expected_other == q == 2  # one distinct row per closed pair value i1 = i2 < q
     assert analysis.spectra[1].rank == expected_other
     assert analysis.generic.value == min(n, r) * min(n, r * r) == 12
     assert analysis.generic.theorem_bound == q ** (d // 2)

@@ -140,7 +140,8 @@ def test_the_packaged_evidence_is_the_committed_results_byte_for_byte():
                 assert not shipped.exists()
                 continue
             assert shipped.read_bytes() == committed.read_bytes(), f"{shipped}: run `make readme`"
-    assert {p.name for p in COMMITTED_RESULTS.iterdir()} == {n for n in EVIDENCE_SWEEPS if (docs / n).is_dir()}
+    committed = {n for n in EVIDENCE_SWEEPS if (docs / n).is_dir()}
+    assert {p.name for p in COMMITTED_RESULTS.iterdir()} == committed
     titles = [section["title"] for section in evidence_sections()]
     assert titles == ["Matched parameter budgets: fashion-mnist", "Matched parameter budgets: mnist",
                       "Shifted images: TT-shared against CP at ~100k parameters"]  # fmt: skip

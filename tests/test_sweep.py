@@ -1,10 +1,7 @@
 """Grids of runs: local and Ray executors agree, crashes are recorded, reruns skip."""
 
 import csv
-import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,6 @@ from tensorrnn.errors import ConfigError
 from tensorrnn.report import write_comparison_report
 from tensorrnn.sweep import load_config_file, plan_sweep, run_sweep
 
-CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
 GRID = {
     "name": "grid",
     "dataset": "synthetic-tt",
@@ -31,25 +27,15 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return [{k: row[k] for k in STABLE} for row in csv.DictReader(handle)]
 
 
-def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path, monkeypatch):
+def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path, request):
     # Equal floats need equal torch thread counts: a reduction's order depends on them.
     plan = plan_sweep(GRID, "grid", tmp_path / "local")
     local = run_sweep(plan, jobs=2, threads=1, quiet=True)
     write_comparison_report(plan)
-    pytest.importorskip("ray")
-    # A Ray of its own (a short temp dir: Unix socket paths are short) and a home for the token
-    # that a new local Ray writes to ~/.ray; the runs' files travel as on a cluster
+    # A Ray of its own (tests/conftest.py: own_ray); the runs' files travel as on a cluster
     # (test_cluster_ray.py runs them on nodes that share no files with the driver).
-    ray_tmp = Path(tempfile.mkdtemp(prefix="trr-", dir="/tmp"))
-    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    try:
-        ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", threads=1,
-                            quiet=True)  # fmt: skip
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    request.getfixturevalue("own_ray")
+    ray_out = run_sweep(plan_sweep(GRID, "grid", tmp_path / "ray"), executor="ray", threads=1, quiet=True)
     rows = read_csv(local / "results.csv")
     with (local / "results.csv").open() as handle:
         assert {row["patch"] for row in csv.DictReader(handle)} == {"1"}
@@ -60,7 +46,7 @@ def test_local_and_ray_executors_give_the_same_rows(tmp_path: Path, monkeypatch)
         assert (local / name).stat().st_size > 0
 
 
-def test_a_crashing_run_is_recorded_and_the_sweep_completes(tmp_path: Path):
+def test_a_crashing_run_is_recorded_and_the_sweep_completes(tmp_path: Path, cli_command):
     # Patch 3 does not divide the 1x4 synthetic images: that run fails at build time.
     grid = {**GRID, "model": "tt", "rank": 2, "patch": [1, 3]}
     plan = plan_sweep(grid, "grid", tmp_path)
@@ -72,7 +58,7 @@ def test_a_crashing_run_is_recorded_and_the_sweep_completes(tmp_path: Path):
     assert "Failed runs" in (tmp_path / "report.md").read_text()
     # Running again skips the finished run and retries the failed one.
     result = subprocess.run(
-        [*CLI, "compare", "--config", str(_write(tmp_path / "g.yaml", grid)), "--out", str(tmp_path)],
+        [*cli_command, "compare", "--config", str(_write(tmp_path / "g.yaml", grid)), "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -98,29 +84,31 @@ def test_bad_grids_are_refused_before_any_run(tmp_path: Path, values, needle):
     assert not (tmp_path / "runs").exists()
 
 
-def test_missing_or_malformed_config_file(tmp_path: Path):
+def test_missing_or_malformed_config_file(tmp_path: Path, cli_command):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [tt\nrank: 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config_file(bad)
-    result = subprocess.run([*CLI, "compare", "--config", str(bad)], capture_output=True, text=True)
+    result = subprocess.run([*cli_command, "compare", "--config", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-# Configs of other commands: `tensorrnn teacher` and `tensorrnn generalized-ranks`.
-OTHER_COMMANDS = {"teacher_": "teacher", "generalized_expressivity": "generalized-ranks",
+# Configs of other commands (the longest matching prefix names the command).
+OTHER_COMMANDS = {"teacher_": "teacher", "teacher_scaling": "teacher-scaling", "tune_": "tune",
+                  "generalized_expressivity": "generalized-ranks",
                   "generalized_long": "generalized-ranks", "generalized_rank_one": "generalized-ranks",
                   "generalized_shared_appendix": "generalized-ranks"}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_expand(name):
-    command = next((c for prefix, c in OTHER_COMMANDS.items() if name.startswith(prefix)), "compare")
+    prefixes = sorted((p for p in OTHER_COMMANDS if name.startswith(p)), key=len)
+    command = OTHER_COMMANDS[prefixes[-1]] if prefixes else "compare"
     if command == "teacher":
         from tensorrnn.teacher import load_config
 
@@ -129,6 +117,15 @@ def test_shipped_configs_expand(name):
         from tensorrnn.cli.generalized import _KEYS
 
         assert set(load_config_file(CONFIGS / name)) <= set(_KEYS) | {"name"}
+    elif command == "teacher-scaling":
+        from tensorrnn.teacher_scaling import load_config as load_scaling
+        from tensorrnn.teacher_scaling import plan_jobs
+
+        assert plan_jobs(load_scaling(load_config_file(CONFIGS / name), name))
+    elif command == "tune":
+        from tensorrnn.tune import load_tuning_config
+
+        assert load_tuning_config(CONFIGS / name).families
     else:
         assert plan_sweep(load_config_file(CONFIGS / name), name).runs
 

@@ -28,19 +28,13 @@ from tensorrnn.teacher import (
     teacher_tensor,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 # The tiny case: a tt-shared teacher with n = 2, r = 2, d = 4 (16 entries). Its odd/even
 # matricization is 4 x 4 of full rank 4, and expanding the chain gives r^(d-1) = 8 CP terms,
 # so 4 <= CP rank <= 8.
 TINY = TeacherSpec("tt-shared", n=2, r=2, d=4, seed=0)
 EXACT_TOL = 1e-8  # "reaches zero": float64 fits of 16 entries get to 1e-11 or below
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from tensorrnn.teacher_scaling import (
     student_params,
     train_on_samples,
 )
+from tensorrnn.teacher_scaling_report import write_report
 
 TINY = {
     "teachers": [{"n": 2, "r": 2, "cp_ranks": {4: [1, 4]}}],
@@ -98,7 +99,7 @@ def read_csv(path):
 def test_run_resumes_refuses_other_settings_and_respects_the_theorem(tmp_path):
     out = tmp_path / "scaling"
     config = load_config(TINY, "tiny.yaml")
-    run_scaling(config, out, quiet=True)
+    write_report(run_scaling(config, out, quiet=True), config, out)
     rows = read_csv(out / CSV_FILE)
     assert len(rows) == len(plan_jobs(config))
     for row in rows:
@@ -111,7 +112,7 @@ def test_run_resumes_refuses_other_settings_and_respects_the_theorem(tmp_path):
     run_scaling(config, out, quiet=True)  # resumes: nothing left to do
     assert (out / CSV_FILE).read_text() == before
     grown = load_config({**TINY, "seeds": [0, 1]}, "tiny.yaml")  # a larger grid adds rows
-    run_scaling(grown, out, quiet=True, report=False)
+    run_scaling(grown, out, quiet=True)
     assert len(read_csv(out / CSV_FILE)) == len(plan_jobs(grown))
     with pytest.raises(ConfigError, match=r"adam_steps\W+40 there, 41 now"):
         run_scaling(load_config({**TINY, "adam_steps": 41}, "tiny.yaml"), out, quiet=True)

@@ -1,7 +1,6 @@
 """Training runs end to end: learning, kill-and-resume, finished runs, bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import yaml
 from tensorrnn.errors import ConfigError
 from tensorrnn.train import RunConfig, train_run
 
-CLI = [sys.executable, "-c", "from tensorrnn.cli import main; main()"]
 TINY = {
     "dataset": "synthetic-tt",
     "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 2000},
@@ -21,11 +19,6 @@ TINY = {
 }  # fmt: skip
 COMPARED = ("test_accuracy", "val_accuracy", "train_accuracy", "num_parameters",
             "epochs_completed", "best_epoch")  # fmt: skip
-
-
-def run_cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})}, **kwargs)  # fmt: skip
 
 
 def test_tiny_synthetic_run_learns_the_teacher(tmp_path: Path):
@@ -69,7 +62,8 @@ main()
         ("_save_checkpoint", 3, {}),  # after epoch 3's checkpoint, before its metrics line
     ],
 )
-def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, target: str, count: int, extra: dict):
+def test_killed_run_resumes_to_the_same_numbers(tmp_path: Path, target: str, count: int, extra: dict,
+                                                run_cli):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump({**TINY, "model": "tt-shared", "epochs": 6, **extra}))
     args = ["train", "--config", str(config_file), "-q"]
@@ -190,7 +184,7 @@ def test_a_run_started_sequential_resumes_under_auto_on_a_cpu(tmp_path: Path):
         ({"dataset": "cifar10"}, "cifar10"),
     ],
 )
-def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, extra, needle):
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, extra, needle, run_cli):
     config_file = tmp_path / "bad.yaml"
     config_file.write_text(yaml.safe_dump({**TINY, "epochs": 1, **extra}))
     result = run_cli("train", "--config", str(config_file), "--out", str(tmp_path / "r"), "-q",
@@ -200,7 +194,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, extra, needle):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, lines
 
 
-def test_bad_flag_value_exit_2(tmp_path: Path):
+def test_bad_flag_value_exit_2(tmp_path: Path, run_cli):
     result = run_cli("train", "--dataset", "digits", "--rank", "0", "--out", str(tmp_path), "-q")
     assert result.returncode == 2 and "rank=0" in result.stderr
 

@@ -361,7 +361,8 @@ def _rank_sections(rank_dir: Path) -> list[dict[str, Any]]:
         f"bound is the full size n^(d/2)) and exceeds it in {above}. Float64 SVD ranks disagree "
         f"with the certified rank in {disagree} of {floats} instances"
         + (f", the smallest of them {smallest} × {smallest}" if smallest else "")
-        + ": floating point is evidence, GF(p) is proof."
+        + ": floating point is evidence, GF(p) is proof. Every setting with its verdict and flags: "
+        "ranks.md beside the rank sweep."
     )
     head = ["family", "n", "r", "d", "certified", "float", "bound", "min-cut", "CP ≤", "verdict",
             "determined", "status"]  # fmt: skip
@@ -689,8 +690,11 @@ def _html(sections: Sequence[Mapping[str, Any]]) -> str:
     import html
 
     body = [f"<h1>tensorrnn demo</h1><p>{html.escape(THEOREM)}</p>"]
-    for sec in sections:
-        body.append(f"<h2>{html.escape(sec['title'])}</h2>")
+    for index, sec in enumerate(sections):
+        if index:
+            body.append("</section>")
+        slug = re.sub(r"[^a-z0-9]+", "-", sec["title"].lower()).strip("-")
+        body.append(f"<section id='{slug}'><h2>{html.escape(sec['title'])}</h2>")
         for paragraph in filter(None, sec.get("text", "").split("\n\n")):
             # The texts are markdown: **bold** is the only markup they use.
             body.append("<p>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(paragraph)) + "</p>")
@@ -706,12 +710,17 @@ def _html(sections: Sequence[Mapping[str, Any]]) -> str:
             body.append(f'<figure><img class="figure" alt="{html.escape(sec["caption"])}" '
                         f'src="data:image/png;base64,{data}"><figcaption>'
                         f"{html.escape(sec['caption'])}</figcaption></figure>")  # fmt: skip
+    body.append("</section>" if sections else "")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
              "padding:2px 6px}img{max-width:100%}figcaption{color:#555;font-size:13px}")  # fmt: skip
     # The script records how many figures decoded, so a headless browser can check them.
+    # ... and where the conclusions end, so a test can check they fit on the first screen.
     script = ("window.addEventListener('load',()=>{const ok=[...document.images].filter("
-              "i=>i.complete&&i.naturalWidth>0).length;document.body.dataset.figuresLoaded=ok;});")
+              "i=>i.complete&&i.naturalWidth>0).length;document.body.dataset.figuresLoaded=ok;"
+              "const c=document.getElementById('conclusions');if(c){document.body.dataset.conclusionsBottom="
+              "Math.ceil(c.getBoundingClientRect().bottom);document.body.dataset.screenHeight="
+              "window.innerHeight;}});")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>tensorrnn demo</title>"
             f"<style>{style}</style><script>{script}</script></head><body>{''.join(body)}"
             f"</body></html>")  # fmt: skip

@@ -518,9 +518,11 @@ def teacher_facts_all(config: ScalingConfig) -> dict[str, Any]:
     return facts
 
 
-def run_scaling(config: ScalingConfig, out_dir: str | Path, *, quiet: bool = False,
-                report: bool = True) -> Path:  # fmt: skip
-    """Run every job not yet in ``out_dir/scaling.csv`` (cheapest first); write the report.
+def run_scaling(config: ScalingConfig, out_dir: str | Path, *, quiet: bool = False) -> list[dict[str, str]]:
+    """Run every job not yet in ``out_dir/scaling.csv`` (cheapest first); return all its rows.
+
+    The report is :func:`tensorrnn.teacher_scaling_report.write_report` of those rows
+    (a floor above: the fits never wait on, or import, their presentation).
 
     The folder and settings are checked before anything is written; a killed run
     continues where it stopped when the same command is run again.
@@ -550,11 +552,7 @@ def run_scaling(config: ScalingConfig, out_dir: str | Path, *, quiet: bool = Fal
             teachers[coords] = load_teacher(*coords)
         store.append(run_job(job, teachers[coords], config))
     bar.close()
-    if report:
-        from tensorrnn.teacher_scaling_report import write_report
-
-        write_report(store.rows, config, out)
-    return out
+    return store.rows
 
 
 def _facts_cover(path: Path, config: ScalingConfig) -> bool:

@@ -1,7 +1,8 @@
 """Tables, figures and generated sentences of the teacher-scaling lab (from ``scaling.csv`` only).
 
-Kept apart from :mod:`tensorrnn.teacher_scaling` so that the report can be rebuilt
-(and improved) while a grid is running: ``run_scaling`` imports it only at the end.
+A floor above :mod:`tensorrnn.teacher_scaling` (which never imports it), so that the
+report can be rebuilt (and improved) while a grid is running; the CLI runs the fits,
+then :func:`write_report`.
 
 The headline number of each teacher and ``d`` is the smallest CP rank whose best
 fit (the lowest error over the methods that ran: LM, ALS, gradient) is at or below

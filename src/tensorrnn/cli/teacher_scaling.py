@@ -33,10 +33,12 @@ def teacher_scaling_command(
     from tensorrnn.errors import ConfigError
     from tensorrnn.sweep import load_config_file
     from tensorrnn.teacher_scaling import load_config, run_scaling
+    from tensorrnn.teacher_scaling_report import write_report
 
     if threads < 1:
         raise ConfigError(f"--threads {threads} must be at least 1")
     settings = load_config(load_config_file(config), str(config))
     torch.set_num_threads(threads)
-    folder = run_scaling(settings, out if out is not None else Path(settings.out), quiet=quiet)
+    folder = out if out is not None else Path(settings.out)
+    write_report(run_scaling(settings, folder, quiet=quiet), settings, folder)
     typer.echo(f"wrote {folder / 'scaling.csv'}, {folder / 'scaling.md'}, {folder / 'scaling.png'}")
