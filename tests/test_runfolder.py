@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ def test_result_records_provenance_and_per_example_correctness(tmp_path: Path):
     assert provenance["torch"] == torch.__version__
     assert provenance["chain"] == result["chain"] == "plain" and provenance["device"] == "cpu"
     assert provenance["resumed_after_epoch"] == 0 and result["sessions"] == 1
+    assert provenance["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
     # Which test examples were right, re-derived from the saved best model.
     correct = folder.test_correct()
@@ -87,3 +90,14 @@ def test_tuning_never_reads_the_test_split(tmp_path: Path, monkeypatch):
     assert result["test_accuracy"] is None and result["test_correct"] is None
     with pytest.raises(IndexError):
         train_run(config, tmp_path / "other", quiet=True)
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="the pin is to AVX2 kernels; this CPU has none")  # fmt: skip
+def test_importing_the_package_pins_the_avx2_kernels_whatever_the_cpu_offers():
+    # Independent of this process (whose torch may have started first): a fresh one,
+    # without the variable, imports tensorrnn and then asks ATen.
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    script = "import tensorrnn, torch; print(torch.backends.cpu.get_cpu_capability())"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "AVX2"

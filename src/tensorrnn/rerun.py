@@ -25,13 +25,14 @@ from typing import Any
 
 from tensorrnn.atomic import atomic_write_json
 from tensorrnn.errors import ConfigError
-from tensorrnn.runfolder import code_version
+from tensorrnn.runfolder import code_version, session_facts
 from tensorrnn.sweep import PLAN_FILE, RESULTS_FILE, load_config_file, plan_sweep
 from tensorrnn.train import RunConfig, train_run
 
 __all__ = ["RerunOutcome", "rerun_check", "read_rerun_record", "RERUN_FILE", "COMPARED"]
 
 RERUN_FILE = "rerun.json"
+PINNED_CAPABILITY = "AVX2"  # see tensorrnn/__init__.py
 COMPARED = ("test_accuracy", "val_accuracy", "best_epoch", "epochs_completed")
 
 
@@ -126,6 +127,10 @@ def rerun_check(
             outcomes.append(outcome)
             if not quiet:
                 print(outcome.describe())
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not quiet and not all(o.agrees for o in outcomes) and capability != PINNED_CAPABILITY:
+        print(f"note: ATen ran its {capability} kernels here, not the {PINNED_CAPABILITY} ones the toolkit "
+              "pins (ATEN_CPU_CAPABILITY); the committed numbers were made with the pin")  # fmt: skip
     if record:
         write_rerun_record(sweep, outcomes)
     return outcomes
@@ -141,7 +146,7 @@ def _as_committed(value: Any, like: str) -> str:
 def write_rerun_record(sweep: Path, outcomes: Sequence[RerunOutcome]) -> Path:
     return atomic_write_json(sweep / RERUN_FILE, {
         "checked": datetime.now(UTC).date().isoformat(), "code": code_version(),
-        "runs": [asdict(o) for o in outcomes],
+        "cpu_capability": session_facts()["cpu_capability"], "runs": [asdict(o) for o in outcomes],
         "verdict": "re-runs exactly" if all(o.agrees for o in outcomes) else "made by an earlier code state",
     })  # fmt: skip
 

@@ -180,6 +180,7 @@ def session_facts() -> dict[str, Any]:
     return {
         "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }  # fmt: skip
 
 
