@@ -362,6 +362,7 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path | No
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from tensorrnn.ranks.bounds import WITNESS_FAMILIES
 
@@ -369,7 +370,10 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path | No
                  if s.split == "odd-even" and s.family in WITNESS_FAMILIES and s.d % 2 == 0]  # fmt: skip
     if not summaries:  # e.g. a sweep of periodic chains only: four empty panels would say nothing
         return None
-    fig, axes = plt.subplots(1, len(REGIMES), figsize=(15, 4.2), sharey=True, squeeze=False)
+    # Two by two, not one strip: at a web page's width four panels in a row shrank to
+    # unreadable lettering.
+    fig, grid = plt.subplots(2, 2, figsize=(10, 8), sharey=True, squeeze=False)
+    axes = grid.reshape(1, -1)
     markers = {"tt": "o", "tt-shared": "s", "tt-uniform": "^"}
     colors = {"tt": "tab:blue", "tt-shared": "tab:green", "tt-uniform": "tab:purple"}
     offsets = {"tt": -0.2, "tt-shared": 0.0, "tt-uniform": 0.2}
@@ -406,13 +410,15 @@ def write_status_figure(rows: Sequence[dict[str, str]], path: Path) -> Path | No
         ax.set_title(f"{reg}: {proved}" + (f"\n{', '.join(rest)}" if rest else ""), fontsize=9)
         ax.set_yscale("log", base=2)
         ax.set_xlabel("order d")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("rank / min-cut")
-    _figure_legend(fig, axes, columns=6)
-    fig.suptitle("Odd/even rank as a fraction of the min-cut, per regime: certified ranks "
+    for row in grid:
+        row[0].set_ylabel("rank / min-cut")
+    _figure_legend(fig, axes, columns=3)
+    fig.suptitle("Odd/even rank as a fraction of the min-cut, per regime:\ncertified ranks "
                  "(markers) sit at the min-cut; the theorems' bounds (lines) fall away with d",
-                 fontsize=10)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.08, 1, 0.93))
+                 fontsize=11)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.09, 1, 0.94))
     atomic_save_figure(fig, path, dpi=110)
     return path
 
