@@ -1,6 +1,7 @@
 """`tensorrnn ranks` end to end: files, resumption, and one-line errors with exit code 2."""
 
 import csv
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -270,3 +271,13 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, run_cli):
                      "--out", str(tmp_path / "o"), "-q")  # fmt: skip
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_family_help_names_every_family():
+    # The CLI does not import formats (torch) to build its help; this keeps the literal true.
+    from tensorrnn.cli.ranks import ranks_command
+    from tensorrnn.formats import FAMILIES
+
+    help_text = next(p.default.help for p in inspect.signature(ranks_command).parameters.values()
+                     if p.name == "family")  # fmt: skip
+    assert help_text == "Comma list of " + ", ".join(FAMILIES) + "."

@@ -11,7 +11,9 @@ from tensorrnn.cli.app import app
 
 @app.command("ranks")
 def ranks_command(
-    family: str = typer.Option(None, help="Comma list of tt, tt-shared, tt-uniform, cp."),
+    family: str = typer.Option(
+        None, help="Comma list of tt, tt-shared, tt-uniform, cp, tt-periodic, tt-periodic-shared."
+    ),
     n: str = typer.Option(None, help="Mode sizes: 2,3 or 2..4."),
     r: str = typer.Option(None, help="TT ranks (CP rank for cp): 2,3 or 2..5."),
     d: str = typer.Option(None, help="Orders: 4,6 or 4..12 (ranges keep even d for odd-even)."),
