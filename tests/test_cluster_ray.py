@@ -389,6 +389,50 @@ def test_a_driver_on_no_node_of_the_cluster_fails_at_once(cluster, tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
+# The exact CP fit's error and term norm are round-off (≈1e-16) of an exact fit, and
+# their digits depend on the process's history (one instance alone in a process gives
+# other digits than the same instance after others, measured); the ranks do not.
+RANK_ROUND_OFF = ("seconds", "cp_fit_error", "cp_term_norm")
+RANK_GRID = ["--family", "tt,tt-shared", "--n", "2,3", "--r", "2,3", "--d", "4", "--trials", "1"]
+
+
+def _rank_rows(path: Path) -> list[tuple]:
+    with path.open() as handle:
+        return sorted(tuple((k, v) for k, v in row.items() if k not in RANK_ROUND_OFF)
+                      for row in csv.DictReader(handle))  # fmt: skip
+
+
+@pytest.mark.timeout(400)
+def test_a_rank_sweep_on_the_cluster_equals_the_local_one(cluster, private_driver, tmp_path: Path):
+    local = tmp_path / "local"
+    done = subprocess.run([*TENSORRNN, "ranks", *RANK_GRID, "--out", str(local), "-q"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    private, copy = tmp_path / "private", tmp_path / "copy"
+    def on_ray(grid: list[str], out: str) -> str:
+        return " ".join(f"'{part}'" for part in [*TENSORRNN, "ranks", *grid, "--executor", "ray", "--address",
+                                                 cluster.address, "--out", out, "-q"])  # fmt: skip
+
+    too_big = ["--family", "tt", "--n", "4", "--r", "3", "--d", "16", "--trials", "1", "--max-memory", "1000"]
+    script = f"""
+        {on_ray(RANK_GRID, f"{private}/r")}
+        set +e
+        {on_ray(too_big, f"{private}/big")} 2> "{private}/big.err"
+        echo "big rc $?"
+        set -e
+        mkdir -p "{copy}" && cp -r "{private}/." "{copy}/"
+    """
+    code, out, err = finish(private_driver(script, private, _driver_env(cluster)), timeout=300)
+    assert code == 0, f"{out}\n{err}"
+    assert _rank_rows(copy / "r" / "ranks.csv") == _rank_rows(local / "ranks.csv")
+    assert (copy / "r" / "ranks.md").read_text() == (local / "ranks.md").read_text()
+    # n = 4, d = 16: a 65536² matrix (64 GiB with the exact copy) fits no node: refused, nothing written.
+    assert "big rc 2" in out, out
+    refusal = [line for line in (copy / "big.err").read_text().splitlines() if "GiB" in line]
+    assert len(refusal) == 1 and "largest node of the Ray cluster offers" in refusal[0], refusal
+    assert not (copy / "big").exists()
+
+
 @pytest.mark.timeout(500)
 @pytest.mark.parametrize("storage", [False, True], ids=["retry-from-driver-copy", "retry-from-storage"])
 def test_a_lost_node_loses_nothing(cluster, local_sweeps, private_driver, tmp_path: Path, storage: bool):

@@ -659,6 +659,95 @@ def run_on_ray(
     return problems
 
 
+# --------------------------------------------------------------------------- #
+# Rank sweeps: one task per setting, rows home to the driver's ranks.csv
+# --------------------------------------------------------------------------- #
+
+
+def measure_rank_job(job: Any, settings: Any, methods: tuple[str, ...], threads: int) -> dict[str, dict]:
+    """A rank sweep's task on a node: the job's rows (nothing is written on the node)."""
+    import torch
+
+    from tensorrnn.ranks.lab import measure_job
+
+    torch.set_num_threads(threads)
+    return measure_job(job, settings, methods)
+
+
+class MeasureOnRay:
+    """A rank sweep's executor (``ranks.lab.RankExecutor``): each instance a Ray task.
+
+    Each task asks Ray for ``threads`` CPUs and the memory its matrices need
+    (``ranks.lab.job_bytes``), so a large matricization lands only on a node where it
+    fits; one larger than every node is refused by :meth:`check`, before the sweep
+    writes anything. Rows come back through Ray's object store and the driver appends
+    them as they arrive; a task lost with its node is retried elsewhere
+    (``MAX_RETRIES``), and one lost for good is an error once every other row is home
+    (rerunning measures it).
+    """
+
+    def __init__(self, address: str | None, threads: int, *, quiet: bool = False) -> None:
+        self.address, self.threads, self.quiet = address, threads, quiet
+        self._connected_here = False
+
+    def check(self, jobs: Sequence[Any], settings: Any) -> None:
+        from tensorrnn.ranks.lab import job_bytes
+
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            _connect(self.address, self.quiet)
+            self._connected_here = True
+        import ray
+
+        _check_capacity(ray, self.threads, self.address)
+        largest = max((n["Resources"].get("memory", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        need = max((job_bytes(job, settings) for job in jobs), default=0)
+        if need > largest:
+            self.close()
+            raise ConfigError(f"a setting needs {need / 2**30:.1f} GiB for its matrices and the largest node "
+                              f"of the Ray cluster offers {largest / 2**30:.1f} GiB; cut --max-side or add "
+                              "a larger node")  # fmt: skip
+
+    def close(self) -> None:
+        if self._connected_here:
+            import ray
+
+            ray.shutdown()
+            self._connected_here = False
+
+    def __call__(
+        self, pending: Sequence[tuple[Any, tuple[str, ...]]], settings: Any
+    ) -> Iterator[tuple[Any, dict]]:
+        import ray
+
+        from tensorrnn.ranks.lab import job_bytes
+
+        try:
+            remote = ray.remote(max_retries=MAX_RETRIES)(measure_rank_job)
+            jobs = {}
+            for job, methods in pending:
+                task = remote.options(num_cpus=self.threads, memory=max(job_bytes(job, settings), 1))
+                jobs[task.remote(job, settings, methods, self.threads)] = job
+            waiting, lost = list(jobs), []
+            while waiting:
+                done, waiting = ray.wait(waiting, num_returns=1)
+                for ref in done:
+                    try:
+                        rows = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        first = (str(error).strip().splitlines() or [""])[0]
+                        lost.append(f"{jobs[ref]}: {type(error).__name__}: {first}")
+                        continue
+                    yield jobs[ref], rows
+        finally:
+            self.close()
+        if lost:
+            more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+            raise TensorRNNError(f"{len(lost)} setting(s) could not be measured on the cluster: {lost[0]}"
+                                 f"{more}; every other row is in ranks.csv, rerun the command to measure "
+                                 "the rest")  # fmt: skip
+
+
 def raise_unrecorded(problems: Sequence[str]) -> None:
     """After ``results.csv``: runs whose outcome is in no file are an error, never "missing"."""
     if problems:

@@ -30,6 +30,9 @@ def ranks_command(
     out: Path = typer.Option(
         None, help="Output folder; default results/ranks (resumable), results/trained_rank with --from-run."
     ),
+    executor: str = typer.Option("local", help="local (this process) or ray (one task per instance)."),
+    address: str = typer.Option(None, help="Ray head HOST:PORT (default: start a local Ray)."),
+    threads: int = typer.Option(1, help="Ray only: torch threads (CPUs) per task."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     from_run: list[Path] = typer.Option(
         None,
@@ -60,11 +63,24 @@ def ranks_command(
         tensorrnn ranks --family tt,tt-shared --n 2,3 --r 2..5 --d 4..12 --out results/r
 
         tensorrnn ranks --from-run results/run-a --from-run results/run-b --out results/trained
+
+        tensorrnn ranks --family tt-shared --n 4 --r 3 --d 4..14 --executor ray --address 10.0.0.5:6379
+
+    With --executor ray every instance is a task that asks its node for the memory its
+    matrices need; rows come home to OUT on this machine (no shared file system).
     """
     from tensorrnn.errors import ConfigError
     from tensorrnn.ranks import lab
 
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"--executor {executor!r} is not one of local, ray")
+    if executor == "local" and address is not None:
+        raise ConfigError("--address names a Ray cluster; add --executor ray")
+    if threads < 1:
+        raise ConfigError(f"--threads {threads} must be at least 1")
     if from_run:
+        if executor != "local":
+            raise ConfigError("--from-run measures trained networks here; drop --executor ray")
         _trained_rank(from_run, family=family, n=n, r=r, d=d, split=split, method=method,
                       trials=trials, seed=seed, engine=engine, prime=prime, device=device,
                       cp_fit=cp_fit, max_memory=max_memory, max_side=max_side, out=out,
@@ -85,8 +101,13 @@ def ranks_command(
         cp_fit=cp_fit,
         max_bytes=None if max_memory is None else int(max_memory * 2**30),
     )
+    measure = lab.MeasureHere()
+    if executor == "ray":
+        from tensorrnn.cluster import MeasureOnRay
+
+        measure = MeasureOnRay(address, threads, quiet=quiet)
     try:
-        folder = lab.run_rank_sweep(jobs, out, settings, quiet=quiet)
+        folder = lab.run_rank_sweep(jobs, out, settings, quiet=quiet, executor=measure)
     except lab.SettingsMismatchError as error:
         raise ConfigError(_mismatch_message(error)) from None
     typer.echo(f"wrote {folder / 'ranks.csv'}, {folder / 'ranks.md'}, {folder / 'ranks.png'}")

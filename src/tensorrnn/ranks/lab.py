@@ -33,9 +33,10 @@ from __future__ import annotations
 import operator
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tqdm import tqdm
 
@@ -222,16 +223,25 @@ def make_grid(
     return jobs
 
 
+def bytes_per_entry(settings: SweepSettings) -> int:
+    # The exact path holds the int64 matrix and one float64 working copy.
+    return 16 if "exact" in settings.methods else 8
+
+
+def job_bytes(job: RankJob, settings: SweepSettings) -> int:
+    """The memory the matrices of ``job`` need (what a Ray task asks its node for)."""
+    rows, cols = job.matrix_shape
+    return rows * cols * bytes_per_entry(settings)
+
+
 def check_memory(jobs: Iterable[RankJob], settings: SweepSettings) -> None:
     """Refuse the whole sweep before it starts if one matrix would not fit."""
     limit = settings.max_bytes if settings.max_bytes is not None else default_memory_limit()
     for job in jobs:
         rows, cols = job.matrix_shape
-        # The exact path holds the int64 matrix and one float64 working copy.
-        bytes_per_entry = 16 if "exact" in settings.methods else 8
         check_fits(
             rows * cols,
-            bytes_per_entry,
+            bytes_per_entry(settings),
             limit,
             f"the {rows}x{cols} matricization of {job.family} n={job.n} r={job.r} d={job.d}",
         )
@@ -310,6 +320,43 @@ def measure_exact(job: RankJob, settings: SweepSettings) -> dict[str, object]:
         "prime": settings.prime, "draws": len(ranks), "flag": flag,
         "seconds": f"{time.perf_counter() - start:.4f}",
     }  # fmt: skip
+
+
+def measure_job(
+    job: RankJob, settings: SweepSettings, methods: Sequence[str]
+) -> dict[str, dict[str, object]]:
+    """The rows of ``job`` for ``methods`` (``float`` and/or ``exact``), keyed by method.
+
+    A pure function of its arguments (every instance seed derives from the job and
+    ``settings.seed``), so it runs on whichever process or node an executor picks.
+    """
+    return {m: (measure_float if m == "float" else measure_exact)(job, settings) for m in methods}
+
+
+class RankExecutor(Protocol):
+    """Where a sweep's instances are measured: here (:class:`MeasureHere`) or on a Ray
+    cluster (``cluster.MeasureOnRay``)."""
+
+    def check(self, jobs: Sequence[RankJob], settings: SweepSettings) -> None:
+        """Refuse what cannot run (before the sweep writes anything)."""
+
+    def __call__(
+        self, pending: Sequence[tuple[RankJob, tuple[str, ...]]], settings: SweepSettings
+    ) -> Iterator[tuple[RankJob, dict[str, dict[str, object]]]]:
+        """Measure ``(job, methods)`` pairs; yield ``(job, rows by method)`` as each finishes."""
+
+
+class MeasureHere:
+    """The local executor: one job after the other, in this process."""
+
+    def check(self, jobs: Sequence[RankJob], settings: SweepSettings) -> None:
+        return None
+
+    def __call__(
+        self, pending: Sequence[tuple[RankJob, tuple[str, ...]]], settings: SweepSettings
+    ) -> Iterator[tuple[RankJob, dict[str, dict[str, object]]]]:
+        for job, methods in pending:
+            yield job, measure_job(job, settings, methods)
 
 
 def _flag_disagreement(float_row: dict, exact_row: dict) -> None:
@@ -483,9 +530,14 @@ def check_resume(out: Path, settings: SweepSettings) -> None:
 
 
 def run_rank_sweep(
-    jobs: Sequence[RankJob], out_dir: str | Path, settings: SweepSettings, *, quiet: bool = False
+    jobs: Sequence[RankJob], out_dir: str | Path, settings: SweepSettings, *, quiet: bool = False,
+    executor: RankExecutor | None = None,
 ) -> Path:
     """Measure every job not yet in ``out_dir/ranks.csv``; write the table and the plot.
+
+    ``executor`` measures the missing jobs (:class:`MeasureHere` by default; on a Ray
+    cluster ``cluster.MeasureOnRay``); each job's rows are appended as it finishes, so
+    a crash or a lost node loses no finished row.
 
     Everything is checked before the folder is created or touched: the
     settings, the memory each matrix needs, the output path, and that rows
@@ -507,6 +559,8 @@ def run_rank_sweep(
     out = Path(out_dir)
     check_output_folder(out)
     check_resume(out, settings)
+    executor = executor or MeasureHere()
+    executor.check(jobs, settings)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -514,26 +568,25 @@ def run_rank_sweep(
     SettingsGuard(out).write(recorded_settings(settings))
     store = open_store(out / CSV_FILE)
 
-    todo = [
-        job for job in jobs
-        if any(_key({**_base_row(job), "method": m}) not in store.done for m in settings.methods)
-    ]  # fmt: skip
-    skipped = len(jobs) - len(todo)
+    pending = []
+    for job in jobs:
+        missing = tuple(m for m in settings.methods
+                        if _key({**_base_row(job), "method": m}) not in store.done)  # fmt: skip
+        if missing:
+            pending.append((job, missing))
+    skipped = len(jobs) - len(pending)
     if skipped:
         print(f"{skipped} of {len(jobs)} instances already in {store.path}; skipping them")
-    for job in tqdm(todo, desc="ranks", unit="instance", disable=quiet):
-        fresh = {}
-        for method in settings.methods:
-            if _key({**_base_row(job), "method": method}) in store.done:
-                continue
-            measure = measure_float if method == "float" else measure_exact
-            fresh[method] = measure(job, settings)
-        if "float" in fresh:
-            exact = fresh.get("exact") or _stored(store, job, "exact")
-            if exact is not None:
-                _flag_disagreement(fresh["float"], exact)
-        for row in fresh.values():
-            store.append(row)
+    with tqdm(total=len(pending), desc="ranks", unit="instance", disable=quiet) as bar:
+        for job, fresh in executor(pending, settings):
+            if "float" in fresh:
+                exact = fresh.get("exact") or _stored(store, job, "exact")
+                if exact is not None:
+                    _flag_disagreement(fresh["float"], exact)
+            for method in settings.methods:  # one order of rows whatever order the executor used
+                if method in fresh:
+                    store.append(fresh[method])
+            bar.update()
 
     from tensorrnn.ranks.report import write_periodic_figure, write_plot, write_status_figure, write_table
 
@@ -559,7 +612,11 @@ __all__ = [
     "check_resume",
     "check_settings",
     "default_grid",
+    "job_bytes",
     "make_grid",
+    "MeasureHere",
+    "RankExecutor",
+    "measure_job",
     "recorded_settings",
     "run_rank_sweep",
 ]
