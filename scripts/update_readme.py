@@ -67,7 +67,8 @@ SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "mat
           "long_chains_d49_long", "long_chains_rank64", "long_chains_three_epochs_middle_lr",
           "long_chains_three_epochs_batch32", "long_chains_d196_long", "long_chains_d196_aug",
           "long_chains_d196_aug40", "long_chains_d784_fused", "long_chains_d784_r128",
-          "long_chains_d784_r128_long", "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget")
+          "long_chains_d784_r128_long", "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget",
+          "long_chains_d784_r128_seeds")
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}
@@ -119,7 +120,7 @@ def _rows(sweep: str) -> tuple[list[dict[str, str]], list[str]]:
 # Sweeps planned after earlier test numbers of the same target were seen (follow-ups of a
 # missed target, or a screen's winner re-run with its seed): reported, but post hoc.
 POST_HOC_SWEEPS = {
-    "long_chains_tt_d49_budget",
+    "long_chains_tt_d49_budget", "long_chains_d784_r128_seeds",
     "long_chains_targets_middle_lr", "long_chains_tt49", "long_chains_tt49_long", "long_chains_d49_long",
     "long_chains_rank64", "long_chains_three_epochs_batch32", "long_chains_three_epochs_seeds",
     "long_chains_d196_long", "long_chains_d196_aug", "long_chains_d196_aug40", "long_chains_d784_fused",

@@ -443,7 +443,8 @@ BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal
 AUGMENTED_SWEEP = "targets_augmented"
 # The long chains' TT-shared winners and CP arms, and the teacher-scaling fits, for the conclusions.
 LONG_CHAIN_SWEEPS = ("long_chains_d49_long", "long_chains_d196_aug40", "long_chains_d784_r128_long",
-                     "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget")  # fmt: skip
+                     "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget",
+                     "long_chains_d784_r128_seeds")  # fmt: skip
 EVIDENCE_SWEEPS = (*(name for pair in BUDGET_SWEEPS for name in pair if name), AUGMENTED_SWEEP,
                    *LONG_CHAIN_SWEEPS, "teacher_scaling")  # fmt: skip
 
@@ -517,7 +518,7 @@ class LongChainSetting:
 
     d: int
     data: str
-    tt_sweep: str
+    tt_sweeps: tuple[str, ...]  # the TT-shared winner's seeds, from one sweep or several
     cp_sweep: str
     cp_budget: str
     cp_half_budget: str
@@ -525,12 +526,12 @@ class LongChainSetting:
 
 # d changes together with the patch size (and the data set, at d = 49): see the caveat below.
 LONG_CHAINS = (
-    LongChainSetting(49, "Fashion-MNIST, 4×4 patches", "long_chains_d49_long", "long_chains_cp", "d49-44k",
+    LongChainSetting(49, "Fashion-MNIST, 4×4 patches", ("long_chains_d49_long",), "long_chains_cp", "d49-44k",
                      "d49-22k"),
-    LongChainSetting(196, "MNIST, 2×2 patches", "long_chains_d196_aug40", "long_chains_cp", "d196-38k",
+    LongChainSetting(196, "MNIST, 2×2 patches", ("long_chains_d196_aug40",), "long_chains_cp", "d196-38k",
                      "d196-19k"),
-    LongChainSetting(784, "MNIST pixels", "long_chains_d784_r128_long", "long_chains_cp_d784", "d784-36k",
-                     "d784-18k"),
+    LongChainSetting(784, "MNIST pixels", ("long_chains_d784_r128_long", "long_chains_d784_r128_seeds"),
+                     "long_chains_cp_d784", "d784-36k", "d784-18k"),
 )  # fmt: skip
 
 
@@ -552,11 +553,14 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
     matched: dict[int, Interval] = {}
     distinct: dict[str, Interval] = {}
     for setting in LONG_CHAINS:
-        tt_csv = results / setting.tt_sweep / "results.csv"
+        tt_csvs = [results / name / "results.csv" for name in setting.tt_sweeps]
         cp_csv = results / setting.cp_sweep / "results.csv"
-        if not (tt_csv.exists() and cp_csv.exists()):
+        if not (tt_csvs[0].exists() and cp_csv.exists()):
             continue
-        tt = _by_seed(r for r in _read_rows(tt_csv) if r["model"] == "tt-shared")
+        tt = _by_seed(r for path in tt_csvs if path.exists() for r in _read_rows(path)
+                      if r["model"] == "tt-shared")  # fmt: skip
+        tt_correct = {run: bits for name in setting.tt_sweeps
+                      for run, bits in read_test_correct(results / name).items()}  # fmt: skip
         arms = [(cp_csv, "CP", budget) for budget in (setting.cp_budget, setting.cp_half_budget)]
         if setting.d == 49:
             arms += [(results / DISTINCT_D49[0] / "results.csv", "TT (distinct)", b) for b in DISTINCT_D49[1]]
@@ -568,7 +572,7 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
             seeds = sorted(set(tt) & set(other))
             if not seeds:
                 continue
-            correct = {**read_test_correct(results / setting.tt_sweep), **read_test_correct(csv_path.parent)}
+            correct = {**tt_correct, **read_test_correct(csv_path.parent)}
             entries = [{"by_seed": {s: side[s] for s in seeds}} for side in (tt, other)]
             difference = paired_interval(entries[0], entries[1], n_test, correct)
             if budget == setting.cp_budget:
