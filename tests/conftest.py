@@ -15,6 +15,8 @@ import pytest
 import torch
 from hypothesis import settings
 
+import tensorrnn  # noqa: F401  - pins ATen's AVX2 kernels before any test runs a torch kernel
+
 # Property tests draw the same examples on every run and machine (a failure reproduces; nothing
 # passes or fails by the luck of a draw), and keep no example database in the checkout.
 settings.register_profile("tensorrnn", derandomize=True, database=None)

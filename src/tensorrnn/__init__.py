@@ -9,9 +9,11 @@ import os
 # at its first kernel, so it is set before this package can run one; a value the user
 # set wins, and every run records the capability it ran with (runfolder.session_facts).
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+PINNED_CPU_CAPABILITY = "AVX2"
+"""What ``torch.backends.cpu.get_cpu_capability()`` reports under the pin."""
 
 from tensorrnn.errors import TensorRNNError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["TensorRNNError", "__version__"]
+__all__ = ["PINNED_CPU_CAPABILITY", "TensorRNNError", "__version__"]

@@ -590,8 +590,8 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
     head = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     text = _long_chain_sentences(matched) + _distinct_sentence(distinct)
-    return {"title": "Long chains: TT-shared against CP and distinct cores at equal parameters", "table": "\n".join(table),
-            "head": head, "rows": rows, "text": text}  # fmt: skip
+    return {"title": "Long chains: TT-shared against CP and distinct cores at equal parameters",
+            "table": "\n".join(table), "head": head, "rows": rows, "text": text}  # fmt: skip
 
 
 def _distinct_sentence(distinct: Mapping[str, Interval]) -> str:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tensorrnn import PINNED_CPU_CAPABILITY
 from tensorrnn.atomic import atomic_write_json
 from tensorrnn.errors import ConfigError
 from tensorrnn.runfolder import code_version, session_facts
@@ -32,7 +33,6 @@ from tensorrnn.train import RunConfig, train_run
 __all__ = ["RerunOutcome", "rerun_check", "read_rerun_record", "RERUN_FILE", "COMPARED"]
 
 RERUN_FILE = "rerun.json"
-PINNED_CAPABILITY = "AVX2"  # see tensorrnn/__init__.py
 COMPARED = ("test_accuracy", "val_accuracy", "best_epoch", "epochs_completed")
 
 
@@ -128,9 +128,9 @@ def rerun_check(
             if not quiet:
                 print(outcome.describe())
     capability = torch.backends.cpu.get_cpu_capability()
-    if not quiet and not all(o.agrees for o in outcomes) and capability != PINNED_CAPABILITY:
-        print(f"note: ATen ran its {capability} kernels here, not the {PINNED_CAPABILITY} ones the toolkit "
-              "pins (ATEN_CPU_CAPABILITY); the committed numbers were made with the pin")  # fmt: skip
+    if not quiet and not all(o.agrees for o in outcomes) and capability != PINNED_CPU_CAPABILITY:
+        print(f"note: ATen ran its {capability} kernels here, not the {PINNED_CPU_CAPABILITY} ones the "
+              "toolkit pins (ATEN_CPU_CAPABILITY); the committed numbers were made with the pin")  # fmt: skip
     if record:
         write_rerun_record(sweep, outcomes)
     return outcomes

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tensorrnn import PINNED_CPU_CAPABILITY
 from tensorrnn.atomic import atomic_torch_save
 from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
@@ -604,6 +606,12 @@ def train_run(
             print(f"{folder.path}: already finished ({finished['epochs_completed']} epochs); nothing to do")
         return finished
     device = resolve_device(config.device)
+    capability = torch.backends.cpu.get_cpu_capability()
+    if device.type == "cpu" and capability == "AVX512":
+        warnings.warn(f"ATen runs its {capability} kernels, not the {PINNED_CPU_CAPABILITY} ones that "
+                      "tensorrnn pins: torch ran before tensorrnn was imported. The numbers will not "
+                      "re-run on an AVX2 machine; import tensorrnn first or set ATEN_CPU_CAPABILITY=avx2",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
     # Data first: a data set that cannot be loaded leaves no folder behind.
     splits = _load_splits(config)
     with deterministic_algorithms(config.deterministic):
