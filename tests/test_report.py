@@ -145,3 +145,45 @@ def test_the_packaged_evidence_is_the_committed_results_byte_for_byte():
     titles = [section["title"] for section in evidence_sections()]
     assert titles == ["Matched parameter budgets: fashion-mnist", "Matched parameter budgets: mnist",
                       "Shifted images: TT-shared against CP at ~100k parameters"]  # fmt: skip
+
+
+def _sweep(results, name, rows):
+    import csv
+
+    folder = results / name
+    folder.mkdir(parents=True)
+    with (folder / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["run", "status", "model", "seed", "budget", "test_accuracy"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _arm(model, budget, accuracies, prefix):
+    return [{"run": f"{prefix}{seed}", "status": "finished", "model": model, "seed": seed, "budget": budget,
+             "test_accuracy": accuracy} for seed, accuracy in enumerate(accuracies)]  # fmt: skip
+
+
+def test_long_chain_table_pairs_seeds_across_sweeps_and_names_each_arm(tmp_path):
+    from tensorrnn.report import long_chain_comparison
+
+    # d = 49: CP 10 points behind on every seed (a lead); distinct TT +1, -1, +0.5 points (noise).
+    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
+    cp = _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp")
+    _sweep(tmp_path, "long_chains_cp", cp)
+    _sweep(tmp_path, "long_chains_tt_d49_budget", _arm("tt", "d49-39k", [0.89, 0.92, 0.915], "tt"))
+    # d = 784: TT-shared's seeds 0 and 1 come from two sweeps; CP has three seeds, so two pair.
+    _sweep(tmp_path, "long_chains_d784_r128_long", _arm("tt-shared", "", [0.98], "run"))
+    _sweep(tmp_path, "long_chains_d784_r128_seeds",
+           [{**row, "seed": 1} for row in _arm("tt-shared", "", [0.97], "seed1-")])  # fmt: skip
+    _sweep(tmp_path, "long_chains_cp_d784", _arm("cp", "d784-36k", [0.90, 0.91, 0.50], "c"))
+
+    found = long_chain_comparison(tmp_path)
+    rows = {(row[0], row[2], row[3]): row for row in found["rows"]}
+    assert set(rows) == {("49", "CP", "44k"), ("49", "TT (distinct)", "39k"), ("784", "CP", "36k")}
+    # Hand-computed means of the per-seed differences (points) and the paired seed counts.
+    assert rows["49", "CP", "44k"][4] == "3" and rows["49", "CP", "44k"][7].startswith("+10.00")
+    assert rows["49", "TT (distinct)", "39k"][7].startswith("+0.17")
+    assert rows["784", "CP", "36k"][4] == "2" and rows["784", "CP", "36k"][7].startswith("+7.00")
+    assert "at d = 49, TT-shared leads CP by +10.00 points" in found["text"]
+    assert "TT-shared and TT (distinct) are within noise" in found["text"]
+    assert "Post hoc" in found["text"]
