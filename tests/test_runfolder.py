@@ -101,3 +101,25 @@ def test_importing_the_package_pins_the_avx2_kernels_whatever_the_cpu_offers():
     script = "import tensorrnn, torch; print(torch.backends.cpu.get_cpu_capability())"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "AVX2"
+
+
+def test_a_run_warns_when_torch_ran_avx512_kernels_before_the_pin(tmp_path: Path):
+    # torch runs a kernel first, so the pin set by `import tensorrnn` comes too late.
+    script = f"""
+import json, warnings, torch
+torch.randn(64).exp().sum()
+import tensorrnn
+from tensorrnn.train import RunConfig, train_run
+capability = torch.backends.cpu.get_cpu_capability()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    config = RunConfig.from_mapping({{**{TINY!r}, "epochs": 1, "compile": False}})
+    train_run(config, {str(tmp_path / "run")!r}, quiet=True)
+print(json.dumps([capability, [str(w.message) for w in caught if "kernels" in str(w.message)]]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    capability, messages = json.loads(done.stdout.strip().splitlines()[-1])
+    if capability != "AVX512":
+        pytest.skip(f"this CPU runs {capability} kernels unpinned; the warning is about AVX-512")
+    assert len(messages) == 1 and "ATEN_CPU_CAPABILITY=avx2" in messages[0], messages
