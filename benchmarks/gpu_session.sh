@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Everything this project runs on a lent GPU, in one call of the device tool
-# (15 minutes of device time per session, one command of at most 10):
-#   1. the CUDA tests (skipped on CPU-only machines),
-#   2. benchmarks/bench_gpu_schedules.py (issue 12: sequential against tree schedule),
-#   3. configs/generalized_accuracy_r64.yaml (issue 14 item 4 at the paper's R = 64).
+# (15 minutes of device time per session, one command of at most 10). Stages, in order,
+# chosen by STAGES (default: the first three, the session of 2026-11-26):
+#   tests      the CUDA tests (skipped on CPU-only machines);
+#   schedules  benchmarks/bench_gpu_schedules.py (issue 12: sequential against tree schedule);
+#   grid       configs/generalized_accuracy_r64.yaml (issue 14 item 4 at the paper's R = 64);
+#   long       bench_gpu_schedules.py --long (issue 23: d = 784, r = 100 under every schedule,
+#              chunked and a CUDA-graphed sequential step included);
+#   modp       benchmarks/bench_modp_gpu.py (issue 23: exact rank mod p up to N = 65536);
+#   graphs     bench_gpu_schedules.py --graphs (every case, each schedule with and without a
+#              CUDA graph), then benchmarks/gpu_graph_check.py (training with and without the
+#              graphed step: equal numbers, seconds per epoch).
+# e.g. STAGES="tests long modp" bash benchmarks/gpu_session.sh
 # Data travels in .gpu/data (TENSORRNN_DATA layout: fashion-mnist/*.gz, mnist/*.gz) and
 # python-flint as a wheel in .gpu/whl; the machine's own python3 holds torch.
 # Results land in $OUT; the grid stops at GRID_SECONDS so that what finished comes back.
 set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
+STAGES=${STAGES:-tests schedules grid}
 GRID_SECONDS=${GRID_SECONDS:-330}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 TENSORRNN_DATA=$PWD/.gpu/data CUBLAS_WORKSPACE_CONFIG=:4096:8
 if ls .gpu/whl/*.whl >/dev/null 2>&1; then
@@ -16,13 +25,28 @@ if ls .gpu/whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-date -u +"start %FT%TZ"
-timeout 60 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_networks.py tests/test_modp.py tests/test_generalized.py 2>&1 | tail -5
-timeout 120 python3 benchmarks/bench_gpu_schedules.py --json "$OUT/gpu_schedules.json" | tee "$OUT/gpu_schedules.md"
-date -u +"grid %FT%TZ"
-timeout "$GRID_SECONDS" python3 -c "from tensorrnn.cli import main; main()" compare \
-  --config configs/generalized_accuracy_r64.yaml --jobs 12 --threads 1 -q > "$OUT/grid.log" 2>&1
-echo "grid rc $?"; tail -3 "$OUT/grid.log"
-# Checkpoints stay behind: with them the archive passed the 16 MiB a returned file may have.
-tar czf "$OUT/generalized_accuracy_r64.tgz" --exclude='*.pt' results/generalized_accuracy_r64
+stage() { [[ " $STAGES " == *" $1 "* ]] && { date -u +"$1 %FT%TZ"; }; }
+if stage tests; then
+  timeout 60 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_networks.py tests/test_modp.py tests/test_generalized.py 2>&1 | tail -5
+fi
+if stage schedules; then
+  timeout 120 python3 benchmarks/bench_gpu_schedules.py --json "$OUT/gpu_schedules.json" | tee "$OUT/gpu_schedules.md"
+fi
+if stage grid; then
+  timeout "$GRID_SECONDS" python3 -c "from tensorrnn.cli import main; main()" compare \
+    --config configs/generalized_accuracy_r64.yaml --jobs 12 --threads 1 -q > "$OUT/grid.log" 2>&1
+  echo "grid rc $?"; tail -3 "$OUT/grid.log"
+  # Checkpoints stay behind: with them the archive passed the 16 MiB a returned file may have.
+  tar czf "$OUT/generalized_accuracy_r64.tgz" --exclude='*.pt' results/generalized_accuracy_r64
+fi
+if stage long; then
+  timeout 150 python3 benchmarks/bench_gpu_schedules.py --long --chunks 16 64 --json "$OUT/gpu_long.json" | tee "$OUT/gpu_long.md"
+fi
+if stage modp; then
+  timeout 200 python3 benchmarks/bench_modp_gpu.py --budget 120 --json "$OUT/gpu_modp.json" | tee "$OUT/gpu_modp.md"
+fi
+if stage graphs; then
+  timeout 120 python3 benchmarks/bench_gpu_schedules.py --graphs --json "$OUT/gpu_graphs.json" | tee "$OUT/gpu_graphs.md"
+  timeout 200 python3 benchmarks/gpu_graph_check.py --json "$OUT/gpu_graph_check.json" | tee "$OUT/gpu_graph_check.md"
+fi
 date -u +"end %FT%TZ"

@@ -7,6 +7,8 @@ scores the dense coefficient tensor. Tolerances are stated per test.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -191,3 +193,15 @@ def test_auto_on_a_cpu_stays_sequential_and_bad_chunks_are_refused() -> None:
         TTNet(9, 2, 3, 3, chunk=0)
     with pytest.raises(ConfigError, match="chunk=2.5"):
         TTNet(9, 2, 3, 3, chunk=2.5)  # type: ignore[arg-type]
+
+
+def test_auto_on_cuda_runs_the_tree_where_it_fits_else_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choice alone (no GPU needed): the device's free memory is faked, and so are the features."""
+    d, n, r, b = 784, 2, 100, 512
+    tree_bytes = TREE_COPIES * (d - 2) * b * r * r * 4  # what chunk_size budgets for the whole tree
+    phi = SimpleNamespace(device=torch.device("cuda"), shape=(b, d, n), dtype=torch.float32)
+    net = TTNet(d, n, r, 10, shared=True)
+    for free, expected in ((2 * tree_bytes, "parallel"), (2 * tree_bytes - 2**20, "sequential")):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 2 * free))
+        assert net.schedule_for(phi) == expected
+    assert TTNet(d, n, r, 10, shared=True, chunk=64).schedule_for(phi) == "chunked"  # an explicit k

@@ -223,6 +223,21 @@ def test_a_folder_with_another_search_space_is_refused_naming_the_differences(tm
     assert after == before
 
 
+def test_a_study_made_before_a_setting_existed_continues(tmp_path):
+    """A setting added to RunConfig later (cuda_graph, say) is absent from an older study's spec: the
+    study continues, as its runs do (train.with_legacy_settings), instead of being refused."""
+    out = tmp_path / "study"
+    run_tuning(plan_tuning({**DIGITS, "trials": 1, "epochs": 1}, "digits.yaml", out=out), quiet=True)
+    storage = f"sqlite:///{out / 'study.db'}"
+    for family in DIGITS["families"]:
+        study = optuna.load_study(study_name=f"digits-{family}", storage=storage)
+        spec = study.user_attrs["spec"]
+        del spec["settings"]["cuda_graph"]
+        study.set_user_attr("spec", spec)
+    run_tuning(plan_tuning({**DIGITS, "trials": 2, "epochs": 1}, "digits.yaml", out=out), quiet=True)
+    assert [state for _, state, *_ in trial_list(out, "cp")] == ["COMPLETE", "COMPLETE"]
+
+
 def test_help_shows_an_example():
     done = subprocess.run([*CLI, "tune", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "tensorrnn tune --config" in done.stdout

@@ -60,12 +60,17 @@ steps. ``k`` is ``TTNet(chunk=…)``, or chosen by :func:`chunk_size` from the
 device and its free memory.
 
 ``auto`` (the default) picks by measurement: ``parallel`` for features on a CUDA
-device, ``sequential`` elsewhere. On an H200 the tree trains 4.6–5× faster at
-d = 49 and 22–24× at d = 784 (r = 32, B = 512), 2× at r = 100 where it peaks at
-45 GiB (``benchmarks/bench_gpu_schedules.py``); on CPU cores the sequential loop
-does ``n/(n + r)`` of the work and wins (BENCHMARKS.md). Where the tree's
-``(d−2)·B·r²`` floats do not fit the GPU's free memory, ``auto`` runs ``chunked``
-with the largest ``k`` that fits (:func:`chunk_size`; not yet timed on a GPU).
+device where the tree fits half the free memory (:func:`chunk_size` says ``d − 2``),
+``sequential`` elsewhere. On CPU cores the sequential loop does ``n/(n + r)`` of
+the work and wins (BENCHMARKS.md). On an H200 (``benchmarks/bench_gpu_schedules.py``,
+B = 512) the eager sequential loop is launch-bound (25 ms at d = 49, 100 ms at
+d = 196, 300–430 ms at d = 784), and training replays it as one CUDA graph
+(:class:`tensorrnn.train.GraphedStep`: 2.1–2.3, 10.7–11 and 42–48 ms; the same
+numbers as eager, checked). The tree is faster still at r = 32 (1.4–3.5× the
+graphed loop at d = 196 and 784) but at d = 784, r = 100 it takes 45 GiB and is
+6–7× slower than the graphed loop, so there pass ``schedule="sequential"``.
+``chunked`` bounds the tree's memory but measured 0.87–1.02× the eager loop at
+d = 784, r = 100 (k = 16 and 64): ``auto`` never picks it.
 """
 
 from __future__ import annotations
@@ -191,6 +196,10 @@ class ScoreNetwork(nn.Module):
     def _schedule(self, schedule: str | None, phi: torch.Tensor) -> str:
         return resolve_schedule(self.schedule if schedule is None else _check_schedule(schedule), phi.device)
 
+    def schedule_for(self, phi: torch.Tensor) -> str:
+        """The schedule a forward of ``phi`` runs under this network's default ``schedule``."""
+        return self._schedule(None, phi)
+
     def _check_input(self, phi: torch.Tensor) -> torch.Tensor:
         if phi.ndim != 3 or phi.shape[1] != self.d or phi.shape[2] != self.n:
             raise ConfigError(
@@ -250,7 +259,7 @@ class TTNet(ScoreNetwork):
         Noise level of ``init="identity"`` and ``init="orthogonal"``.
     schedule
         Default contraction schedule: ``"sequential"``, ``"parallel"``, ``"chunked"``
-        or ``"auto"`` (on CUDA the tree, chunked where it does not fit; sequential
+        or ``"auto"`` (on CUDA the tree, sequential where it does not fit; sequential
         elsewhere; see the module docstring).
     chunk
         Positions per chunk of the ``chunked`` schedule; ``None``: :func:`chunk_size`
@@ -334,9 +343,11 @@ class TTNet(ScoreNetwork):
         wanted = self.schedule if schedule is None else _check_schedule(schedule)
         resolved = resolve_schedule(wanted, phi.device)
         if wanted == "auto" and resolved == "parallel" and self.d > 2:
-            # The whole tree where it fits, else chunks of it.
-            k = self._chunk_size(phi)
-            return "parallel" if self.chunk is None and k >= self.d - 2 else "chunked"
+            if self.chunk is not None:
+                return "chunked"
+            # The whole tree where it fits; else the sequential loop, which training replays as
+            # one CUDA graph (chunks of the tree measured no faster than the loop: module docstring).
+            return "parallel" if self._chunk_size(phi) >= self.d - 2 else "sequential"
         return resolved
 
     def _chunk_size(self, phi: torch.Tensor) -> int:

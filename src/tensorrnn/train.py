@@ -40,7 +40,7 @@ from tensorrnn.devices import resolve_device
 from tensorrnn.errors import ConfigError
 from tensorrnn.features import FEATURE_MAPS, random_shift
 from tensorrnn.models import build_classifier, family_names, middle_parameters
-from tensorrnn.networks import INITS, SCHEDULE_CHOICES, Classifier, chain_in_use, resolve_schedule
+from tensorrnn.networks import INITS, SCHEDULE_CHOICES, Classifier, TTNet, chain_in_use, resolve_schedule
 from tensorrnn.runfolder import RunFolder, encode_correct
 
 OPTIMIZERS = ("adam", "adamw")
@@ -79,12 +79,17 @@ class RunConfig:
     init: str = _setting("orthogonal", "Cores: orthogonal (default), identity or gaussian.")
     init_noise: float = _setting(0.1, "Noise level of the orthogonal and identity starts.")
     schedule: str = _setting(
-        "auto", "Contraction: sequential, parallel or auto (parallel on CUDA, where it is 5-24x faster)."
+        "auto", "Contraction: sequential, parallel, chunked or auto (on CUDA the tree where it fits, else "
+        "sequential; sequential on CPUs).",
     )
     compile: bool = _setting(
         True, "Run the TT chain on a CPU through its fused C++ loops (built once per machine; false: the "
         "plain Python loops). Falls back to the plain loops where it cannot be built, and on CUDA.",
         legacy=False,
+    )
+    cuda_graph: bool = _setting(
+        True, "On CUDA, replay each full batch's forward and backward of the sequential TT chain as one "
+        "captured CUDA graph (the same numbers, 7-12x faster steps; false: launch kernels one by one).",
     )
     epochs: int = _setting(10, "Maximum number of epochs.")
     batch_size: int = _setting(128, "Mini-batch size.")
@@ -334,6 +339,17 @@ class TrainState:
         return self.folder.checkpoint_path
 
 
+def with_legacy_settings(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config with every setting added to RunConfig since, at the value it had then.
+
+    Such a setting took its ``legacy`` value (its default where none is declared)
+    in runs and studies made before it existed.
+    """
+    defaults = RunConfig().to_json()
+    added = {k: _FIELDS[k].metadata.get("legacy", v) for k, v in defaults.items() if k not in stored}
+    return {**added, **stored}
+
+
 def _claim_folder(config: RunConfig, folder: RunFolder) -> tuple[dict[str, Any] | None, bool]:
     """Check that ``folder`` holds this run (or nothing); return its result if finished.
 
@@ -345,10 +361,7 @@ def _claim_folder(config: RunConfig, folder: RunFolder) -> tuple[dict[str, Any] 
     stored = folder.read_config()
     if stored is not None:
         wanted = config.to_json()
-        # A setting added to RunConfig after the run started took its legacy value then.
-        defaults = RunConfig().to_json()
-        legacy = {k: _FIELDS[k].metadata.get("legacy", defaults[k]) for k in wanted if k not in stored}
-        stored = {**legacy, **stored}
+        stored = with_legacy_settings(stored)
         # Runs started before "auto" stored the schedule it picks on a CPU; both
         # schedules compute the same function, so such a run resumes under "auto".
         if wanted.get("schedule") == "auto" and stored.get("schedule") == resolve_schedule(
@@ -494,7 +507,96 @@ def _gradient_norms(model: nn.Module) -> torch.Tensor:
     return torch.stack(norms).double()
 
 
-def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> dict[str, Any]:
+class GraphedStep:
+    """Forward, loss and backward of a full batch, captured once as a CUDA graph, then replayed.
+
+    Why: on a GPU a long chain is a few small kernels per position, each waiting for
+    the last, so the step is bound by launch latency (the sequential TT step at
+    d = 784, r = 100, B = 512: 300-430 ms); the replayed graph runs the same kernels
+    in 42-46 ms (``benchmarks/bench_gpu_schedules.py --graphs``, H200), and trains
+    with the same numbers as eager (``benchmarks/gpu_graph_check.py``). Used for the
+    sequential TT chain only: under the tree schedule the replayed step changed the
+    training loss in its fourth digit within one epoch (cause not found), so the tree
+    runs eagerly. The optimiser, clipping and the gradient norms stay outside, eager.
+
+    The gradients live in the graph's memory and each replay overwrites them, so
+    they must never be set to ``None`` while the graph lives: a batch of another
+    size runs eagerly after :meth:`zero_grad`, which zeroes them in place.
+    """
+
+    def __init__(self, network: nn.Module, phi: torch.Tensor, labels: torch.Tensor) -> None:
+        self.network = network
+        self.phi, self.labels = phi.detach().clone(), labels.clone()
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def fits(self, phi: torch.Tensor) -> bool:
+        return phi.shape == self.phi.shape
+
+    def __call__(self, phi: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and loss of the batch; the gradients are in the parameters' ``grad``."""
+        self.phi.copy_(phi)
+        self.labels.copy_(labels)
+        if self.graph is None:
+            self.graph = self._capture()
+        self.graph.replay()
+        return self.logits, self.loss
+
+    def _step(self) -> None:
+        self.logits = self.network(self.phi)
+        self.loss = nn.functional.cross_entropy(self.logits, self.labels)
+        self.loss.backward()
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        parameters = list(self.network.parameters())
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # capture wants its kernels' workspaces made beforehand
+            for _ in range(3):
+                for p in parameters:
+                    p.grad = None
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        for p in parameters:
+            p.grad = None  # the captured backward then allocates them in the graph's pool
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        return graph
+
+    def zero_grad(self) -> None:
+        for p in self.network.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
+
+
+def _graphed_step(state: TrainState, splits: Splits) -> GraphedStep | None:
+    """The run's CUDA-graph step, or ``None``: a CPU, ``cuda_graph: false``, a network other than
+    the sequential TT chain (see :class:`GraphedStep`), or a capture that torch refuses."""
+    config, model = state.config, state.model
+    if state.device.type != "cuda" or not config.cuda_graph or not isinstance(model.network, TTNet):
+        return None
+    train_x, train_y = splits.train
+    size = min(config.batch_size, len(train_y))
+    phi = model.features(train_x[:size].to(state.device))
+    if model.network.schedule_for(phi) != "sequential":
+        return None
+    step = GraphedStep(model.network, phi, train_y[:size].to(state.device))
+    try:
+        step(step.phi, step.labels)
+    except RuntimeError as error:  # an operation capture does not allow: warn, train eagerly
+        warnings.warn(f"capturing the training step as a CUDA graph failed ({str(error)[:200]}); "
+                      "launching its kernels one by one instead (same numbers, slower)",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
+        for p in model.parameters():
+            p.grad = None
+        return None
+    step.zero_grad()
+    return step
+
+
+def _train_epoch(
+    state: TrainState, splits: Splits, epoch: int, quiet: bool, graphed: GraphedStep | None = None
+) -> dict[str, Any]:
     """One pass over the training data; returns the epoch's metrics line (without validation)."""
     config, model = state.config, state.model
     train_x, train_y = splits.train
@@ -510,10 +612,17 @@ def _train_epoch(state: TrainState, splits: Splits, epoch: int, quiet: bool) -> 
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         x, y = train_x[index].to(state.device), train_y[index].to(state.device)
         x = random_shift(x, config.augment_shift, state.augment_gen)
-        logits = model.network(state.dropout(model.features(x)))
-        loss = nn.functional.cross_entropy(logits, y)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        phi = state.dropout(model.features(x))
+        if graphed is not None and graphed.fits(phi):
+            logits, loss = graphed(phi, y)
+        else:
+            if graphed is not None:
+                graphed.zero_grad()
+            else:
+                state.optimizer.zero_grad(set_to_none=True)
+            logits = model.network(phi)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
         norms = _gradient_norms(model)
         grad_sum = norms if grad_sum is None else grad_sum + norms
         grad_max = norms if grad_max is None else torch.maximum(grad_max, norms)
@@ -626,9 +735,10 @@ def train_run(
         # The metrics file is rebuilt from the checkpoint: an epoch killed after its
         # metrics line but before its checkpoint is redone, and counted once.
         folder.rewrite_metrics(state.history)
+        graphed = _graphed_step(state, splits)
         session = folder.record_session(
             device=str(device), chain=chain_in_use(state.model.network, device),
-            resumed_after_epoch=len(state.history),
+            cuda_graph=graphed is not None, resumed_after_epoch=len(state.history),
         )  # fmt: skip
 
         stopped_early = False
@@ -637,7 +747,7 @@ def train_run(
                 stopped_early = True
                 break
             started = time.perf_counter()
-            record = _train_epoch(state, splits, epoch, quiet)
+            record = _train_epoch(state, splits, epoch, quiet, graphed)
             record["seconds"] = time.perf_counter() - started
             record["val_loss"], record["val_accuracy"] = evaluate(state.model, *splits.val, device)
             state.seconds += time.perf_counter() - started

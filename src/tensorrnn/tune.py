@@ -61,7 +61,7 @@ from tqdm import tqdm
 from tensorrnn.atomic import atomic_write_json, atomic_write_text
 from tensorrnn.errors import ConfigError, DataError, TensorRNNError
 from tensorrnn.runfolder import RunFolder
-from tensorrnn.train import RunConfig
+from tensorrnn.train import RunConfig, with_legacy_settings
 
 TUNE_KEYS = ("name", "out", "seed", "trials", "epochs", "settings", "search", "families", "sampler",
              "pruner", "compare")  # fmt: skip
@@ -433,8 +433,10 @@ def check_stored_studies(plan: TunePlan, storage: Any) -> None:
         summary = names.get(plan.study_name(family.family))
         if summary is None:
             continue
-        stored = summary.user_attrs.get("spec")
-        differences = spec_differences(stored or {}, family.spec(plan))
+        stored = summary.user_attrs.get("spec") or {}
+        if "settings" in stored:
+            stored = {**stored, "settings": with_legacy_settings(stored["settings"])}
+        differences = spec_differences(stored, family.spec(plan))
         if differences:
             raise ConfigError(
                 f"the study {summary.study_name} was made with another search space or budget; it "
