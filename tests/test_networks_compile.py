@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -184,3 +187,19 @@ def test_fused_chain_takes_features_of_any_layout(kernel) -> None:
     for a, b in zip(plain, _loss_and_grads(net, strided, labels), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
     assert kernel.ran() == (1, 1)
+
+
+def test_a_dead_builds_lock_is_cleared_with_a_warning(tmp_path, monkeypatch) -> None:
+    """torch waits forever for a build lock; one older than STALE_LOCK_SECONDS is a killed build's."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    from torch.utils.cpp_extension import _get_build_directory
+
+    lock = Path(_get_build_directory("tensorrnn_chain_kernel_test", False)) / "lock"
+    lock.touch()
+    chain_kernel._clear_stale_lock("tensorrnn_chain_kernel_test")
+    assert lock.exists()  # a live build's lock stays
+    old = time.time() - chain_kernel.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="did not finish"):
+        chain_kernel._clear_stale_lock("tensorrnn_chain_kernel_test")
+    assert not lock.exists()

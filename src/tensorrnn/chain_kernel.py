@@ -17,11 +17,14 @@ import os
 import shutil
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from types import ModuleType
 
 SOURCE = Path(__file__).with_name("chain_kernel.cpp")
+STALE_LOCK_SECONDS = 600
+"""A build lock older than this is a dead build's (a build takes about a minute)."""
 _lock = threading.Lock()
 _loaded: dict[str, ModuleType | None] = {}
 
@@ -43,6 +46,7 @@ def _build() -> ModuleType | None:
         vector_flags = ["-mavx2", "-mfma"] if capability in ("AVX2", "AVX512") else []
         name = f"tensorrnn_chain_kernel_{capability.lower()}"
         _find_ninja()
+        _clear_stale_lock(name)
         if not _is_built(name):
             print("building the fused TT chain (once per machine, about a minute) ...", file=sys.stderr)
         return build_extension(
@@ -70,6 +74,28 @@ def _find_ninja() -> None:
     beside = Path(sys.executable).parent
     if shutil.which("ninja") is None and (beside / "ninja").is_file():
         os.environ["PATH"] = f"{beside}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _clear_stale_lock(name: str) -> None:
+    """Remove a build lock older than :data:`STALE_LOCK_SECONDS`, with a warning.
+
+    torch's builder holds a ``lock`` file while it compiles, and every other process
+    waits for it to vanish, without a timeout. A build killed midway (its process
+    group killed, say) leaves the file behind, and every later run then waits
+    forever, silently: seen here. A build takes about a minute, so an old lock is
+    a dead build's.
+    """
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        lock = Path(_get_build_directory(name, False)) / "lock"
+        age = time.time() - lock.stat().st_mtime
+    except Exception:  # noqa: BLE001 - no lock (the usual case), or torch's private helper moved
+        return
+    if age > STALE_LOCK_SECONDS:
+        warnings.warn(f"removing {lock}, left {age / 60:.0f} minutes ago by a build of the fused TT chain "
+                      "that did not finish; building again", RuntimeWarning, stacklevel=4)  # fmt: skip
+        lock.unlink(missing_ok=True)
 
 
 def _is_built(name: str) -> bool:
