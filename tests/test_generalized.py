@@ -97,12 +97,16 @@ def test_non_product_networks_have_no_coefficient_tensor():
 # --------------------------------------------------------------------------- the networks
 
 
-@pytest.mark.parametrize("model", ["relu-tt", "relu-tt-shared", "relu-cp"])
-def test_relu_models_are_registered_and_build_a_classifier(model: str):
+TRAINED_GENERALIZED = ["relu-tt", "relu-tt-shared", "relu-cp",
+                       "softplus-tt", "softplus-tt-shared", "softplus-cp"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", TRAINED_GENERALIZED)
+def test_relu_and_softplus_models_are_registered_and_build_a_classifier(model: str):
     assert model in family_names("train")
     net = make_network(model, 5, 4, 3, 2, generator=gen(0))
     assert isinstance(net, GeneralizedTTNet | GeneralizedCPNet)
-    assert net.xi.name == "relu" and (net.d, net.n, net.n_classes) == (5, 4, 2)
+    assert net.xi.name == model.split("-")[0] and (net.d, net.n, net.n_classes) == (5, 4, 2)
     clf = build_classifier(model, image_shape=(1, 8, 8), patch=4, feature_map="affine-relu",
                            feature_dim=6, rank=3, n_classes=10, init="orthogonal", seed=0)  # fmt: skip
     images = torch.rand(5, 1, 8, 8, generator=gen(1))
@@ -116,6 +120,59 @@ def test_relu_models_are_registered_and_build_a_classifier(model: str):
     again = build_classifier(model, image_shape=(1, 8, 8), patch=4, feature_map="affine-relu",
                              feature_dim=6, rank=3, n_classes=10, init="orthogonal", seed=0)  # fmt: skip
     torch.testing.assert_close(again(images), logits.detach())
+
+
+@pytest.mark.parametrize("model", ["softplus-tt", "softplus-tt-shared", "softplus-cp"])
+def test_registered_softplus_networks_compute_the_papers_formulas_in_python_floats(model: str):
+    """The trained softplus families (``tensorrnn train --model softplus-tt``) against eqs. (14) and
+    (16) with ξ(x, y) = ln(eˣ + eʸ), evaluated in Python floats on the network's own weights:
+    h^(1)_k = Σ_l 𝒢^(1)[l, k] a_1[l] (h^(0) = −∞, the unit), h^(t)_k = Σ_{l,j} 𝒢^(t)[l, j, k]
+    ln(e^{a_t[l]} + e^{h^(t−1)_j}), a_t = C^(t) Φ_t; the shallow unit ln Σ_t e^{⟨a_k^(t), Φ_t⟩}."""
+    d, n, r, C = 5, 3, 2, 2
+    net = make_network(model, d, n, r, C, init="orthogonal", generator=gen(12)).double()
+    phi = torch.randn(4, d, n, dtype=torch.float64, generator=gen(13))
+    got = net.scores(phi).tolist()
+    logits, log_scale = net.normalized_scores(phi)
+    assert torch.equal(log_scale, torch.zeros(4, dtype=torch.float64))  # no rescaling: logits = scores
+    P = phi.tolist()
+    for b in range(4):
+        if model == "softplus-cp":
+            A, lam = net.factors.tolist(), net.weights.tolist()
+            units = [math.log(sum(math.exp(sum(P[b][t][i] * A[t][i][k] for i in range(n))) for t in range(d)))
+                     for k in range(r)]  # fmt: skip
+            want = [sum(lam[k][y] * units[k] for k in range(r)) for y in range(C)]
+        else:
+            a = [[sum(net.input_matrix(t)[l, i].item() * P[b][t][i] for i in range(n)) for l in range(r)]
+                 for t in range(d)]  # fmt: skip
+            G = [net.core(t).tolist() for t in range(d)]
+            h = [sum(G[0][l][0][k] * a[0][l] for l in range(r)) for k in range(r)]
+            for t in range(1, d):
+                h = [sum(G[t][l][j][k] * math.log(math.exp(a[t][l]) + math.exp(h[j]))
+                         for l in range(r) for j in range(r)) for k in range(len(G[t][0][0]))]  # fmt: skip
+            want = h
+        assert got[b] == pytest.approx(want, rel=1e-12, abs=1e-12)
+        assert logits[b].tolist() == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_softplus_rnn_at_the_papers_length_is_finite_and_learns():
+    """T = 16 (7×7 patches), rank 8, the configs' start: finite logits and gradients, and 30 Adam steps
+    at the paper's 1e-4 lower the loss on a fixed batch (a softplus chain has no rescaling, so the
+    long-chain tests of tests/test_networks.py leave it out)."""
+    torch.manual_seed(0)
+    clf = build_classifier("softplus-tt", image_shape=(1, 28, 28), patch=7, feature_map="affine-relu",
+                           feature_dim=8, rank=8, n_classes=10, init="orthogonal", seed=0)  # fmt: skip
+    images = torch.rand(16, 1, 28, 28, generator=gen(2))
+    labels = torch.randint(0, 10, (16,), generator=gen(3))
+    opt = torch.optim.Adam(clf.parameters(), lr=1e-4)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(clf(images), labels)
+        loss.backward()
+        assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in clf.parameters())
+        losses.append(float(loss.detach()))
+        opt.step()
+    assert losses[-1] < losses[0], losses
 
 
 def test_shared_network_has_one_middle_pair_and_counts_its_parameters():

@@ -25,6 +25,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 F64 = torch.float64
 
 MULTILINEAR = ("cp", "tt", "tt-shared")  # the models with a coefficient tensor
+# The d = 784 tests: every family whose logits are rescaled scores. A softplus chain,
+# ln(e^x + e^y), is not positively homogeneous, so its logits are its scores with no rescaling
+# (tests/test_generalized.py); at d = 784 a shared Gaussian core makes them overflow float32.
+# Softplus networks are meant for short sequences such as the paper's T = 16.
+LONG_CHAIN_FAMILIES = tuple(m for m in family_names("train") if not m.startswith("softplus-"))
 
 
 def _net(model: str, d: int, n: int, r: int, c: int, seed: int = 0, **kw) -> torch.nn.Module:
@@ -319,7 +324,7 @@ def _all_finite(module: torch.nn.Module) -> bool:
 
 @pytest.mark.parametrize("constant", [True, False])
 @pytest.mark.parametrize("init", ["gaussian", "identity"])
-@pytest.mark.parametrize("model", family_names("train"))
+@pytest.mark.parametrize("model", LONG_CHAIN_FAMILIES)
 def test_long_chain_finite_at_init(model: str, init: str, constant: bool) -> None:
     torch.manual_seed(0)
     clf = build_classifier(
@@ -345,7 +350,7 @@ def test_long_chain_finite_at_init(model: str, init: str, constant: bool) -> Non
 
 @pytest.mark.slow
 @pytest.mark.parametrize("init", ["gaussian", "identity"])
-@pytest.mark.parametrize("model", family_names("train"))
+@pytest.mark.parametrize("model", LONG_CHAIN_FAMILIES)
 def test_long_chain_trains_50_adam_steps(model: str, init: str) -> None:
     torch.manual_seed(0)
     clf = build_classifier(

@@ -150,6 +150,14 @@ register(Family("relu-tt", "ReLU TT (distinct cores)", "ReLU-TT", _generalized("
                 frozenset({"train"}), "tab:cyan", "o"))  # fmt: skip
 register(Family("relu-tt-shared", "ReLU TT (shared core)", "ReLU-TT-shared", _generalized("relu-tt-shared"),
                 "middle", frozenset({"train"}), "tab:pink", "s"))  # fmt: skip
+# ξ(x, y) = ln(eˣ + eʸ), the paper's softplus networks (§4.1): trained, no rank analysis.
+register(Family("softplus-cp", "Softplus CP (shallow)", "Softplus-CP", _generalized("softplus-cp"), None,
+                frozenset({"train"}), "tab:brown", "D"))  # fmt: skip
+register(Family("softplus-tt", "Softplus TT (distinct cores)", "Softplus-TT", _generalized("softplus-tt"),
+                "middle", frozenset({"train"}), "tab:purple", "o"))  # fmt: skip
+register(Family("softplus-tt-shared", "Softplus TT (shared core)", "Softplus-TT-shared",
+                _generalized("softplus-tt-shared"), "middle", frozenset({"train"}), "tab:orange",
+                "s"))  # fmt: skip
 
 
 def short_name(model: str) -> str:

@@ -54,7 +54,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> list[di
             "parameters": params[0] if params else None,
             "sec_per_epoch": spe[0], "sec_std": spe[1],
         })  # fmt: skip
-    order = {"cp": 0, "tt": 1, "tt-shared": 2, "relu-cp": 3, "relu-tt": 4, "relu-tt-shared": 5}
+    order = {"cp": 0, "tt": 1, "tt-shared": 2, "relu-cp": 3, "relu-tt": 4, "relu-tt-shared": 5,
+             "softplus-cp": 6, "softplus-tt": 7, "softplus-tt-shared": 8}
     out.sort(key=lambda s: (str(s["dataset"]), order.get(s["model"], 9), int(s["rank"]),
                             tuple(str(s[k]) for k in keys[3:])))  # fmt: skip
     return out
