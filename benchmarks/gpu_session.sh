@@ -10,7 +10,9 @@
 #   modp       benchmarks/bench_modp_gpu.py (issue 23: exact rank mod p up to N = 65536);
 #   graphs     bench_gpu_schedules.py --graphs (every case, each schedule with and without a
 #              CUDA graph), then benchmarks/gpu_graph_check.py (training with and without the
-#              graphed step: equal numbers, seconds per epoch).
+#              graphed step: equal numbers, seconds per epoch);
+#   paper      configs/generalized_accuracy_paper_lr.yaml, then generalized_accuracy_softplus.yaml
+#              (issue 22 item 5: the paper's rate 1e-4, and softplus networks; post hoc).
 # e.g. STAGES="tests long modp" bash benchmarks/gpu_session.sh
 # Data travels in .gpu/data (TENSORRNN_DATA layout: fashion-mnist/*.gz, mnist/*.gz) and
 # python-flint as a wheel in .gpu/whl; the machine's own python3 holds torch.
@@ -24,6 +26,8 @@ if ls .gpu/whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
     && export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
+# A training-only call may carry .gpu/stub (a flint that raises on use) instead of the wheel.
+if [ -d .gpu/stub ] && ! ls .gpu/whl/*.whl >/dev/null 2>&1; then export PYTHONPATH=$PYTHONPATH:$PWD/.gpu/stub; fi
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stage() { [[ " $STAGES " == *" $1 "* ]] && { date -u +"$1 %FT%TZ"; }; }
 if stage tests; then
@@ -48,5 +52,13 @@ fi
 if stage graphs; then
   timeout 120 python3 benchmarks/bench_gpu_schedules.py --graphs --json "$OUT/gpu_graphs.json" | tee "$OUT/gpu_graphs.md"
   timeout 200 python3 benchmarks/gpu_graph_check.py --json "$OUT/gpu_graph_check.json" | tee "$OUT/gpu_graph_check.md"
+fi
+if stage paper; then
+  for grid in generalized_accuracy_paper_lr:240 generalized_accuracy_softplus:120; do
+    timeout "${grid#*:}" python3 -c "from tensorrnn.cli import main; main()" compare \
+      --config "configs/${grid%:*}.yaml" --jobs 12 --threads 1 -q > "$OUT/${grid%:*}.log" 2>&1
+    echo "${grid%:*} rc $?"; tail -3 "$OUT/${grid%:*}.log"
+    tar czf "$OUT/${grid%:*}.tgz" --exclude='*.pt' "results/${grid%:*}"
+  done
 fi
 date -u +"end %FT%TZ"

@@ -374,18 +374,39 @@ GENERALIZED_SWEEPS = {
 }
 
 
-def generalized_accuracy_text(sweep: str) -> str:
-    """The table of one generalized sweep, led by its best-ReLU against best-product sentence.
+GENERALIZED_REFERENCE = {"generalized_accuracy_softplus": "generalized_accuracy_paper_lr"}
+"""A sweep of one family, and the sweep of the same budget and seeds its sentences pair it with."""
 
-    "Best" is chosen by :func:`tensorrnn.report.selection_score` (validation).
+
+def _seed_runs(sweep: str, setting: dict) -> dict:
+    """{"by_seed": {seed: (test accuracy, run)}} of the finished runs of ``sweep`` at ``setting``
+    (its values on every axis of the sweep except the seed)."""
+    rows, axes = _rows(sweep)
+    keys = [a for a in axes if a != "seed" and a in setting]
+    chosen = [row for row in rows
+              if row.get("status") == "finished" and all(str(row[k]) == str(setting[k]) for k in keys)]
+    return {"by_seed": {row["seed"]: (float(row["test_accuracy"]), row["run"]) for row in chosen}}
+
+
+def generalized_accuracy_text(sweep: str) -> str:
+    """The table of one generalized sweep, led by its paired comparisons with their 95 % intervals:
+    the best multiplicative network against the best ReLU (and softplus) one, and the best ReLU RNN
+    against the ReLU shallow network (the paper's Fig. 2), each "best" chosen by
+    :func:`tensorrnn.report.selection_score` (validation).
     """
     from tensorrnn.models import short_name
-    from tensorrnn.report import selection_score
+    from tensorrnn.report import paired_interval, selection_score, test_examples
+    from tensorrnn.stats import comparison_words
+    from tensorrnn.sweep import read_test_correct
 
     if not _rows(sweep)[0]:
         return ""
+    plan = json.loads((RESULTS / sweep / "plan.json").read_text())
+    rates = {c["lr"] for c in plan.get("configs", {}).values()}
+    fixed_lr = str(rates.pop()) if len(rates) == 1 else "varies"  # where the rate is no axis of the sweep
     summary, lines = _accuracy_table(sweep, {
-        "lr": lambda s: str(s["lr"]), "parameters": lambda s: f"{s['parameters']:,}",
+        "lr": lambda s: str(s["lr"]) if "lr" in s else fixed_lr,
+        "parameters": lambda s: f"{s['parameters']:,}",
         "validation": lambda s: f"{100 * s['val_mean']:.2f} %",
     })  # fmt: skip
     best = {}
@@ -394,19 +415,33 @@ def generalized_accuracy_text(sweep: str) -> str:
         key = (s["dataset"], kind)
         if key not in best or selection_score(s) > selection_score(best[key]):
             best[key] = s
+    # A sweep of one kind alone (softplus) is paired with the sweep of the same budget that has the rest.
+    reference = GENERALIZED_REFERENCE.get(sweep)
+    correct = read_test_correct(RESULTS / sweep)
+    if reference:
+        correct = {**read_test_correct(RESULTS / reference), **correct}
     sentences = []
     for d in sorted({d for d, _ in best}):
-        for kind, words in (("relu", "ReLU"), ("softplus", "softplus")):
-            if (d, kind) not in best or (d, "product") not in best:
-                continue
-            other, product = best[(d, kind)], best[(d, "product")]
-            gap = 100 * (product["test_mean"] - other["test_mean"])
-            sentences.append(
-                f"On {d}, the best {words} network by validation ({short_name(other['model'])}, "
-                f"{100 * other['test_mean']:.2f} % test) is {abs(gap):.2f} points "
-                f"{'below' if gap > 0 else 'above'} the best multiplicative one "
-                f"({short_name(product['model'])}, {100 * product['test_mean']:.2f} %)."
-            )
+        others = [best[(d, kind)] for kind in ("relu", "softplus") if (d, kind) in best]
+        if reference:  # this sweep's network against the reference sweep's product and ReLU RNNs
+            pairs = [((reference, {"dataset": d, "model": m}), (sweep, o))
+                     for o in others for m in ("tt", "relu-tt")]
+        elif (d, "product") in best:
+            pairs = [((sweep, best[(d, "product")]), (sweep, o)) for o in others]
+        else:
+            pairs = []
+        # The paper's Fig. 2: the generalized RNN against the generalized shallow network.
+        rnns = [r for r in summary if r["dataset"] == d and r["model"] in ("relu-tt", "relu-tt-shared")]
+        shallow = [r for r in summary if r["dataset"] == d and r["model"] == "relu-cp"]
+        if rnns and shallow and not reference:
+            rnn, cp = max(rnns, key=selection_score), max(shallow, key=selection_score)
+            pairs.append(((sweep, rnn), (sweep, cp)))
+        for (sweep_a, a), (sweep_b, b) in pairs:
+            runs_a, runs_b = _seed_runs(sweep_a, a), _seed_runs(sweep_b, b)
+            interval = paired_interval(runs_a, runs_b, test_examples(d), correct)
+            if interval.seeds:
+                words = comparison_words(short_name(a["model"]), short_name(b["model"]), interval)
+                sentences.append(f"On {d}: {words} (paired over {interval.seeds} seeds).")
     return GENERALIZED_SWEEPS[sweep] + " " + " ".join(sentences) + "\n\n" + "\n".join(lines) + "\n"
 
 
