@@ -187,3 +187,31 @@ def test_long_chain_table_pairs_seeds_across_sweeps_and_names_each_arm(tmp_path)
     assert "at d = 49, TT-shared leads CP by +10.00 points" in found["text"]
     assert "TT-shared and TT (distinct) are within noise" in found["text"]
     assert "Post hoc" in found["text"]
+
+
+def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
+    """The tuned sweep's sentence: hand-computed paired means; a lead only where every seed agrees."""
+    import csv
+
+    from tensorrnn.report import TUNED_D49, long_chain_comparison
+
+    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
+    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
+    rows = []
+    arms = (("tt-shared", [0.86, 0.87, 0.88], 30_000), ("tt", [0.85, 0.88, 0.86], 70_000),
+            ("cp", [0.80, 0.82, 0.81], 200_000))
+    for model, accuracies, size in arms:
+        rows += [{**row, "num_parameters": size} for row in _arm(model, "", accuracies, model)]
+    (tmp_path / TUNED_D49).mkdir()
+    with (tmp_path / TUNED_D49 / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = long_chain_comparison(tmp_path)["text"]
+    assert "With equal tuning at d = 49" in text
+    assert "TT-shared 30,000, TT 70,000, CP 200,000" in text
+    # TT-shared − CP: 6, 5, 7 points (mean 6.00, a lead); TT − CP: 5, 6, 5 (5.33, a lead);
+    # TT-shared − TT: 1, −1, 2 (0.67: within noise).
+    assert "TT-shared leads CP by +6.00 points" in text
+    assert "TT leads CP by +5.33 points" in text
+    assert "TT-shared and TT are within noise (TT-shared − TT = +0.67 points" in text

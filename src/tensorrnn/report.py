@@ -442,10 +442,15 @@ BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal
                  ("matched_budgets_mnist", None))  # fmt: skip
 # Shifted images, 40 epochs: tt-shared r 32 and cp R 96 have about the same parameters.
 AUGMENTED_SWEEP = "targets_augmented"
+TUNED_D49 = "long_chains_d49_tuned"
+"""The d = 49 comparison with equal tuning: each family's winner of ``tensorrnn tune``
+(configs/tune_long_chains_d49.yaml; the study in docs/results/tune_long_chains_d49/), 3 seeds."""
+
+
 # The long chains' TT-shared winners and CP arms, and the teacher-scaling fits, for the conclusions.
 LONG_CHAIN_SWEEPS = ("long_chains_d49_long", "long_chains_d196_aug40", "long_chains_d784_r128_long",
                      "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget",
-                     "long_chains_d784_r128_seeds")  # fmt: skip
+                     "long_chains_d784_r128_seeds", TUNED_D49)  # fmt: skip
 EVIDENCE_SWEEPS = (*(name for pair in BUDGET_SWEEPS for name in pair if name), AUGMENTED_SWEEP,
                    *LONG_CHAIN_SWEEPS, "teacher_scaling")  # fmt: skip
 
@@ -590,7 +595,7 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
         return None
     head = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    text = _long_chain_sentences(matched) + _distinct_sentence(distinct)
+    text = _long_chain_sentences(matched) + _distinct_sentence(distinct) + _tuned_sentence(results)
     text += (" Post hoc: every TT-shared arm is the winner of earlier screens re-run with its seeds "
              "(docs/results/NETWORKS.md), and TT-shared's second d = 784 seed and the distinct-core arm "
              "were run after the CP test numbers were seen.")
@@ -608,6 +613,31 @@ def _distinct_sentence(distinct: Mapping[tuple[int, str], Interval]) -> str:
         sentences.append(f" Shared against distinct cores at d = {d} (TT ranks around TT-shared's {matched} "
                          "budget, TT-shared's recipe): against TT at " + "; at ".join(parts) + ".")
     return "".join(sentences)
+
+
+def _tuned_sentence(results: Path) -> str:
+    """Every pair of families of the equally tuned d = 49 comparison, paired over seeds."""
+    path = results / TUNED_D49 / "results.csv"
+    if not path.exists():
+        return ""
+    rows = _read_rows(path)
+    by_model = {m: _by_seed(r for r in rows if r["model"] == m) for m in ("tt-shared", "tt", "cp")}
+    size = {r["model"]: int(r["num_parameters"]) for r in rows if r.get("status") == "finished"}
+    correct = read_test_correct(results / TUNED_D49)
+    n_test = test_examples("fashion-mnist")
+    parts = []
+    for a, b in (("tt-shared", "cp"), ("tt", "cp"), ("tt-shared", "tt")):
+        seeds = sorted(set(by_model[a]) & set(by_model[b]))
+        if not seeds:
+            continue
+        entries = [{"by_seed": {s: by_model[m][s] for s in seeds}} for m in (a, b)]
+        words = comparison_words(short_name(a), short_name(b), paired_interval(*entries, n_test, correct))
+        parts.append(f"{words} ({len(seeds)} seeds)")
+    if not parts:
+        return ""
+    sizes = ", ".join(f"{short_name(m)} {size[m]:,}" for m in ("tt-shared", "tt", "cp") if m in size)
+    return (" With equal tuning at d = 49 (each family's own winner of 12 trials chosen on validation and "
+            f"committed before its test runs; parameters {sizes}): " + "; ".join(parts) + ".")
 
 
 def _long_chain_sentences(matched: Mapping[int, Interval]) -> str:
