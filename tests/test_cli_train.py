@@ -164,3 +164,32 @@ def test_a_run_recorded_before_a_setting_existed_resumes_with_its_legacy_value(t
         train_run(config, folder, quiet=True)  # today's default is not what that run used
     legacy = RunConfig.from_mapping({**config.to_json(), "dropout_keeps_constant": False})
     assert train_run(legacy, folder, quiet=True)["epochs_completed"] == 1
+
+
+def test_a_run_another_process_is_training_is_refused_until_it_ends(tmp_path: Path):
+    """Two processes training one folder would interleave checkpoints: the second is refused, and a
+    killed holder (here: a child process killed with SIGKILL) leaves no lock behind."""
+    import signal
+    import sys
+
+    from tensorrnn.runfolder import RunFolder
+
+    config = RunConfig.from_mapping({
+        "dataset": "synthetic-tt", "patch": 1, "feature_dim": 4, "rank": 2, "epochs": 1,
+        "dataset_options": {"family": "tt", "d": 4, "n": 3, "rank": 2, "n_classes": 3, "n_samples": 300},
+    })  # fmt: skip
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tensorrnn.runfolder import RunFolder\n"
+         f"with RunFolder({str(folder)!r}).training():\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="another process is training this run"):
+            train_run(config, folder, quiet=True)
+        assert not (folder / RunFolder.CONFIG).exists()  # refused before writing anything of the run
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert train_run(config, folder, quiet=True)["epochs_completed"] == 1

@@ -13,7 +13,9 @@ A run lives in one folder (DESIGN.md, "Results on disk"):
   accuracies, the provenance of the finishing session, the number of sessions,
   and which test examples the chosen model classified correctly (packed bits),
   so an interval can include the test set's own noise (:mod:`tensorrnn.stats`);
-* ``error.json``: the error of a crashed run (a sweep's record).
+* ``error.json``: the error of a crashed run (a sweep's record);
+* ``.lock``: empty; the process training the run holds an exclusive lock on it
+  (:meth:`RunFolder.training`), released by the system when that process ends.
 
 Every file is written through :mod:`tensorrnn.atomic`. Other modules name these
 files only through this class.
@@ -22,11 +24,14 @@ files only through this class.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import functools
 import json
 import platform
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ import numpy as np
 
 from tensorrnn import __version__
 from tensorrnn.atomic import atomic_write_json, atomic_write_text
+from tensorrnn.errors import ConfigError
 
 __all__ = ["RunFolder", "code_version", "encode_correct", "decode_correct"]
 
@@ -48,6 +54,7 @@ class RunFolder:
     PROVENANCE = "provenance.jsonl"
     ERROR = "error.json"
     RESULT = "result.json"
+    LOCK = ".lock"
     # What travels home from a cluster node, in this order: result.json last, so
     # its presence means "all of it arrived".
     FILES = (CONFIG, METRICS, CHECKPOINT, PROVENANCE, ERROR, RESULT)
@@ -113,6 +120,34 @@ class RunFolder:
         return None if result is None else decode_correct(result.get("test_correct"))
 
     # -- writing ------------------------------------------------------------ #
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        """Hold the run for this process; another process holding it is a one-line error.
+
+        Why: two processes training one folder interleave their checkpoints and
+        metrics. It happened: a sweep driver was killed, its worker processes trained
+        on, and a new driver started the same runs. The lock is ``flock``'s, so a killed
+        process cannot leave it behind.
+        """
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        with (self.path / self.LOCK).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{self.path}: another process is training this run; wait for it to "
+                                  "finish, or stop it (a killed sweep's workers may still run: "
+                                  "`pkill -f spawn_main`)") from None  # fmt: skip
+            try:
+                yield
+            except BaseException:
+                # A run refused before it wrote anything leaves no folder behind.
+                if created and [p.name for p in self.path.iterdir()] == [self.LOCK]:
+                    shutil.rmtree(self.path)
+                raise
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def write_config(self, config_json: Mapping[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

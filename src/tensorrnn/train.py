@@ -723,7 +723,7 @@ def train_run(
                       RuntimeWarning, stacklevel=2)  # fmt: skip
     # Data first: a data set that cannot be loaded leaves no folder behind.
     splits = _load_splits(config)
-    with deterministic_algorithms(config.deterministic):
+    with folder.training(), deterministic_algorithms(config.deterministic):
         state = _new_state(config, folder, splits, device)
         if full_rate_run:
             _check_full_rate(config, state.model.network.d, folder)
