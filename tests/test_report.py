@@ -215,3 +215,16 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
     assert "TT-shared leads CP by +6.00 points" in text
     assert "TT leads CP by +5.33 points" in text
     assert "TT-shared and TT are within noise (TT-shared − TT = +0.67 points" in text
+
+
+def test_a_growing_mean_lead_is_not_called_growth_when_the_intervals_overlap(tmp_path):
+    from tensorrnn.report import long_chain_comparison
+
+    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
+    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.89, 0.91, 0.91], "cp")  # +1, 0, +1
+           + _arm("cp", "d196-38k", [0.87, 0.87, 0.87], "cq"))  # +3, +4, +5 against the d = 196 arm
+    _sweep(tmp_path, "long_chains_d196_aug40", _arm("tt-shared", "", [0.90, 0.91, 0.92], "t"))
+    text = long_chain_comparison(tmp_path)["text"]
+    assert "TT-shared's mean lead grows with d (0.67, 4.00 points)" in text
+    assert "it is outside noise at d = 196" in text
+    assert "the growth itself is within noise" in text
