@@ -638,8 +638,9 @@ def _tuned_sentence(results: Path) -> str:
     if not parts:
         return ""
     sizes = ", ".join(f"{short_name(m)} {size[m]:,}" for m in ("tt-shared", "tt", "cp") if m in size)
-    return (" With equal tuning at d = 49 (each family's own winner of 12 trials chosen on validation and "
-            f"committed before its test runs; the rank was searched too, so the parameters differ: {sizes}): "
+    return (" With equal tuning at d = 49 (each family's own winner of 12 trials chosen on validation, "
+            "docs/results/tune_long_chains_d49/, committed before its test runs; the rank was searched too, "
+            f"so the parameters differ: {sizes}): "
             + "; ".join(parts) + ".")
 
 
