@@ -26,8 +26,14 @@ if ls .gpu/whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
     && export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
-# A training-only call may carry .gpu/stub (a flint that raises on use) instead of the wheel.
-if [ -d .gpu/stub ] && ! ls .gpu/whl/*.whl >/dev/null 2>&1; then export PYTHONPATH=$PYTHONPATH:$PWD/.gpu/stub; fi
+# Without python-flint (a training-only call that left the 10 MB wheel behind to fit the 64 MiB a
+# call carries), a stand-in module lets tensorrnn import; any use of flint then raises, loudly.
+if ! PYTHONPATH=$PYTHONPATH python3 -c "import flint" 2>/dev/null; then
+  mkdir -p /tmp/flint_stand_in
+  printf 'def __getattr__(name):\n    raise ImportError(f"flint.{name}: python-flint is not installed here")\n' \
+    > /tmp/flint_stand_in/flint.py
+  export PYTHONPATH=$PYTHONPATH:/tmp/flint_stand_in
+fi
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 stage() { [[ " $STAGES " == *" $1 "* ]] && { date -u +"$1 %FT%TZ"; }; }
 if stage tests; then
