@@ -193,3 +193,25 @@ def test_a_run_another_process_is_training_is_refused_until_it_ends(tmp_path: Pa
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert train_run(config, folder, quiet=True)["epochs_completed"] == 1
+
+
+def test_feature_dropout_never_zeroes_a_whole_feature_vector():
+    """One-hot-like features (cos-sin of binary pixels): a vector the mask would zero keeps its values;
+    vectors with a constant feature come out exactly as under the plain mask (so old runs re-run)."""
+    from tensorrnn.train import FeatureDropout
+
+    gen = torch.Generator().manual_seed(1)
+    one_hot = torch.nn.functional.one_hot(torch.randint(1, 16, (64, 196), generator=gen), 16).float()
+    out = FeatureDropout(0.5, torch.Generator().manual_seed(0), keep_nonzero=True).train()(one_hot)
+    assert (out != 0).any(dim=-1).all()  # no position lost its only entry
+    keep = torch.rand(one_hot.shape, generator=torch.Generator().manual_seed(0)) >= 0.5
+    kept = (one_hot * keep).any(dim=-1, keepdim=True)  # the mask's own survivors, independently
+    assert torch.equal(torch.where(kept, 2 * one_hot * keep, one_hot), out)
+    assert 0.4 < (~kept).float().mean() < 0.6  # about half the vectors were saved, at p = 0.5
+    with_constant = torch.cat([torch.ones(64, 49, 1), torch.rand(64, 49, 7, generator=gen)], dim=2)
+    mask = torch.rand(with_constant.shape, generator=torch.Generator().manual_seed(3)) >= 0.5
+    plain = with_constant * mask * 2
+    plain[..., 0] = 1
+    new = FeatureDropout(0.5, torch.Generator().manual_seed(3), keep_first=True, keep_nonzero=True).train()(
+        with_constant)
+    assert torch.equal(new, plain)

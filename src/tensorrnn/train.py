@@ -107,7 +107,8 @@ class RunConfig:
         0, "Translate each training image by up to this many pixels (0: no augmentation).", legacy=0
     )
     dropout_keeps_constant: bool = _setting(
-        True, "Feature dropout never drops the constant feature (false: the old behaviour).", legacy=False
+        True, "Feature dropout never drops the constant feature nor zeroes a whole feature vector (false: "
+        "the old behaviour).", legacy=False,
     )
     clip_grad: float | None = _setting(1.0, "Gradient norm clipping (empty: none).")
     patience: int | None = _setting(None, "Early stopping: epochs without a better validation accuracy.")
@@ -259,20 +260,34 @@ class FeatureDropout(nn.Module):
     ``keep_first``: never drop feature 0, the constant of ``affine-relu``. A
     dropped constant zeroes the whole feature vector of a blank patch, hence the
     hidden state; at d = 49 nearly every image has such a patch.
+
+    ``keep_nonzero``: a vector the mask would zero entirely is left as it was.
+    cos-sin features of near-binary pixels have about one nonzero entry per patch,
+    and a zeroed vector zeroes the chain's state, whose gradient (about 1/eps a
+    step) then overflows to NaN (d = 196: 11 of 12 TT trials of a tuning study).
+    Vectors with a nonzero constant are never zeroed, so ``affine-relu`` runs draw
+    the same numbers with it as without.
     """
 
-    def __init__(self, p: float, generator: torch.Generator, keep_first: bool = False) -> None:
+    def __init__(self, p: float, generator: torch.Generator, keep_first: bool = False,
+                 keep_nonzero: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.p = p
         self.generator = generator
         self.keep_first = keep_first
+        self.keep_nonzero = keep_nonzero
 
     def forward(self, phi: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return phi
         keep = torch.rand(phi.shape, generator=self.generator, device="cpu").to(phi.device) >= self.p
         dropped = phi * keep / (1 - self.p)
-        return torch.cat([phi[..., :1], dropped[..., 1:]], dim=-1) if self.keep_first else dropped
+        if self.keep_first:
+            dropped = torch.cat([phi[..., :1], dropped[..., 1:]], dim=-1)
+        if self.keep_nonzero:
+            zeroed = (dropped == 0).all(dim=-1, keepdim=True) & (phi != 0).any(dim=-1, keepdim=True)
+            dropped = torch.where(zeroed, phi, dropped)
+        return dropped
 
 
 def _lr_factor(config: RunConfig, steps_per_epoch: int):
@@ -463,7 +478,8 @@ def _new_state(config: RunConfig, folder: RunFolder, splits: Splits, device: tor
     return TrainState(
         config=config, folder=folder, device=device, model=model,
         dropout=FeatureDropout(config.dropout, torch.Generator().manual_seed(config.seed + 2),
-                               keep_first=config.dropout_keeps_constant and model.feature_map.has_constant),
+                               keep_first=config.dropout_keeps_constant and model.feature_map.has_constant,
+                               keep_nonzero=config.dropout_keeps_constant),
         optimizer=optimizer, scheduler=scheduler,
         shuffle_gen=torch.Generator().manual_seed(config.seed + 1),
         augment_gen=torch.Generator().manual_seed(config.seed + 3),
