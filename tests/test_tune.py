@@ -153,11 +153,32 @@ def test_a_rerun_with_more_trials_adds_them(tmp_path):
 @pytest.mark.slow
 def test_jobs_run_trials_at_once_and_count_each_once(tmp_path):
     plan = plan_tuning({**DIGITS, "trials": 4}, "digits.yaml", out=tmp_path / "s")
-    run_tuning(plan, jobs=2, quiet=True)
+    run_tuning(plan, jobs=3, quiet=True)  # more jobs than families: a family runs 2 trials at once
     for family in DIGITS["families"]:
         trials = trial_list(tmp_path / "s", family)
         assert [t[1] for t in trials].count("COMPLETE") + [t[1] for t in trials].count("PRUNED") == 4
         assert sorted(t[0] for t in trials) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_one_job_per_family_gives_the_trials_of_one_job(tmp_path):
+    """Families in parallel, each one trial at a time: the sequential study's trials, exactly."""
+    values = {**DIGITS, "trials": 4, "pruner": {"kind": "median", "startup_trials": 2, "warmup_epochs": 0}}
+    run_tuning(plan_tuning(values, "digits.yaml", out=tmp_path / "one"), jobs=1, quiet=True)
+    run_tuning(plan_tuning(values, "digits.yaml", out=tmp_path / "two"), jobs=2, quiet=True)
+    for family in DIGITS["families"]:
+        assert trial_list(tmp_path / "two", family) == trial_list(tmp_path / "one", family)
+
+
+@pytest.mark.slow
+def test_with_fewer_jobs_than_families_no_family_runs_two_trials_at_once(tmp_path):
+    values = {**DIGITS, "trials": 3, "families": ["cp", "tt", "tt-shared"]}
+    run_tuning(plan_tuning(values, "digits.yaml", out=tmp_path / "s"), jobs=2, quiet=True)
+    for family in values["families"]:
+        storage = f"sqlite:///{tmp_path / 's' / 'study.db'}"
+        study = optuna.load_study(study_name=f"digits-{family}", storage=storage)
+        spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+        assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), family
 
 
 # --------------------------------------------------------------------------- #

@@ -32,8 +32,10 @@ How the rules of fair tuning are kept:
   run folder (so from its last checkpoint). Completed and pruned trials are
   counted, so the final count is the one asked for, and no trial counts twice.
 * **The same trials on every machine.** The sampler is reseeded before each
-  trial from the seed and the number of trials already in the study; with
-  ``jobs=1`` and one thread per trial the trials are identical everywhere.
+  trial from the seed and the number of trials already in the study, and a
+  family runs one trial at a time unless jobs outnumber the families; with
+  ``jobs`` up to the number of families and one thread per trial the trials
+  are identical everywhere.
 """
 
 from __future__ import annotations
@@ -606,6 +608,12 @@ class _Driver:
         self.heartbeats, self.bar = heartbeats, bar
         self.active: dict[Future, _Active] = {}
         self.turn = 0  # families take turns, so an interrupted study has even counts
+        # A family whose trials run one after another asks its sampler and pruner with the same
+        # finished trials on every machine; more at once only when jobs outnumber the families.
+        self.per_family = -(-runner.jobs // len(plan.families))
+
+    def running(self, family: FamilyPlan) -> int:
+        return sum(item.family.family == family.family for item in self.active.values())
 
     def wants_trial(self, family: FamilyPlan) -> bool:
         import optuna
@@ -622,7 +630,8 @@ class _Driver:
         while True:
             while len(self.active) < self.runner.jobs:
                 turns = [(self.turn + i) % len(families) for i in range(len(families))]
-                ready = [i for i in turns if self.wants_trial(families[i])]
+                ready = [i for i in turns if self.running(families[i]) < self.per_family
+                         and self.wants_trial(families[i])]  # fmt: skip
                 if not ready:
                     break
                 family = families[ready[0]]

@@ -18,8 +18,8 @@ def tune_command(
     storage: str = typer.Option(None, help="Optuna storage URL, e.g. postgresql://user@host/db for several "
                                 "machines (default: sqlite in the study folder)."),
     trials: int = typer.Option(None, help="Trials per family (default: the config's `trials`)."),
-    jobs: int = typer.Option(1, help="Trials at once (worker processes, or Ray tasks). 1: the same trials "
-                             "on every machine."),
+    jobs: int = typer.Option(1, help="Trials at once (worker processes, or Ray tasks). Up to the number "
+                             "of families (each runs one trial at a time): the same trials everywhere."),
     threads: int = typer.Option(1, help="Torch threads (Ray: CPUs) per trial."),
     executor: str = typer.Option("local", help="local or ray."),
     address: str = typer.Option(None, help="Ray head HOST:PORT (default: start a local Ray)."),
