@@ -193,7 +193,7 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
     """The tuned sweep's sentence: hand-computed paired means; a lead only where every seed agrees."""
     import csv
 
-    from tensorrnn.report import TUNED_D49, long_chain_comparison
+    from tensorrnn.report import TUNED, long_chain_comparison
 
     _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
     _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
@@ -201,14 +201,17 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
     arms = (("tt-shared", [0.86, 0.87, 0.88], 30_000), ("tt", [0.85, 0.88, 0.86], 70_000),
             ("cp", [0.80, 0.82, 0.81], 200_000))
     for model, accuracies, size in arms:
-        rows += [{**row, "num_parameters": size} for row in _arm(model, "", accuracies, model)]
-    (tmp_path / TUNED_D49).mkdir()
-    with (tmp_path / TUNED_D49 / "results.csv").open("w", newline="") as handle:
+        rows += [{**row, "num_parameters": size, "dataset": "fashion-mnist"}
+                 for row in _arm(model, "", accuracies, model)]  # fmt: skip
+    tuned = next(t for t in TUNED if t.d == 49)
+    (tmp_path / tuned.sweep).mkdir()
+    with (tmp_path / tuned.sweep / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     text = long_chain_comparison(tmp_path)["text"]
-    assert "With equal tuning at d = 49" in text
+    assert "With equal tuning at d = 49 (each family's own winner of 12 trials" in text
+    assert "d = 196" not in text.split("With equal tuning")[1]  # no tuned d = 196 sweep here
     assert "TT-shared 30,000, TT 70,000, CP 200,000" in text
     # TT-shared − CP: 6, 5, 7 points (mean 6.00, a lead); TT − CP: 5, 6, 5 (5.33, a lead);
     # TT-shared − TT: 1, −1, 2 (0.67: within noise).

@@ -442,15 +442,27 @@ BUDGET_SWEEPS = (("matched_budgets_fashion", "matched_budgets_fashion_orthogonal
                  ("matched_budgets_mnist", None))  # fmt: skip
 # Shifted images, 40 epochs: tt-shared r 32 and cp R 96 have about the same parameters.
 AUGMENTED_SWEEP = "targets_augmented"
-TUNED_D49 = "long_chains_d49_tuned"
-"""The d = 49 comparison with equal tuning: each family's winner of ``tensorrnn tune``
-(configs/tune_long_chains_d49.yaml; the study in docs/results/tune_long_chains_d49/), 3 seeds."""
+
+
+@dataclass(frozen=True)
+class TunedSetting:
+    """A long-chain comparison with equal tuning: each family's winner of ``tensorrnn tune``
+    (configs/tune_<sweep's study>.yaml, the study in docs/results/<study>/), 3 seeds."""
+
+    d: int
+    sweep: str
+    study: str
+    trials: int  # per family
+
+
+TUNED = (TunedSetting(49, "long_chains_d49_tuned", "tune_long_chains_d49", 12),
+         TunedSetting(196, "long_chains_d196_tuned", "tune_long_chains_d196", 12))  # fmt: skip
 
 
 # The long chains' TT-shared winners and CP arms, and the teacher-scaling fits, for the conclusions.
 LONG_CHAIN_SWEEPS = ("long_chains_d49_long", "long_chains_d196_aug40", "long_chains_d784_r128_long",
                      "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget",
-                     "long_chains_d784_r128_seeds", TUNED_D49)  # fmt: skip
+                     "long_chains_d784_r128_seeds", *(t.sweep for t in TUNED))  # fmt: skip
 EVIDENCE_SWEEPS = (*(name for pair in BUDGET_SWEEPS for name in pair if name), AUGMENTED_SWEEP,
                    *LONG_CHAIN_SWEEPS, "teacher_scaling")  # fmt: skip
 
@@ -618,15 +630,19 @@ def _distinct_sentence(distinct: Mapping[tuple[int, str], Interval]) -> str:
 
 
 def _tuned_sentence(results: Path) -> str:
-    """Every pair of families of the equally tuned d = 49 comparison, paired over seeds."""
-    path = results / TUNED_D49 / "results.csv"
+    """Every pair of families of each equally tuned comparison, paired over seeds."""
+    return "".join(_tuned_setting_sentence(results, tuned) for tuned in TUNED)
+
+
+def _tuned_setting_sentence(results: Path, tuned: TunedSetting) -> str:
+    path = results / tuned.sweep / "results.csv"
     if not path.exists():
         return ""
     rows = _read_rows(path)
     by_model = {m: _by_seed(r for r in rows if r["model"] == m) for m in ("tt-shared", "tt", "cp")}
     size = {r["model"]: int(r["num_parameters"]) for r in rows if r.get("status") == "finished"}
-    correct = read_test_correct(results / TUNED_D49)
-    n_test = test_examples("fashion-mnist")
+    correct = read_test_correct(results / tuned.sweep)
+    n_test = test_examples(rows[0]["dataset"])
     parts = []
     for a, b in (("tt-shared", "cp"), ("tt", "cp"), ("tt-shared", "tt")):
         seeds = sorted(set(by_model[a]) & set(by_model[b]))
@@ -638,10 +654,9 @@ def _tuned_sentence(results: Path) -> str:
     if not parts:
         return ""
     sizes = ", ".join(f"{short_name(m)} {size[m]:,}" for m in ("tt-shared", "tt", "cp") if m in size)
-    return (" With equal tuning at d = 49 (each family's own winner of 12 trials chosen on validation, "
-            "docs/results/tune_long_chains_d49/, committed before its test runs; the rank was searched too, "
-            f"so the parameters differ: {sizes}): "
-            + "; ".join(parts) + ".")
+    return (f" With equal tuning at d = {tuned.d} (each family's own winner of {tuned.trials} trials chosen "
+            f"on validation, docs/results/{tuned.study}/, committed before its test runs; the rank was "
+            f"searched too, so the parameters differ: {sizes}): " + "; ".join(parts) + ".")
 
 
 def _long_chain_sentences(matched: Mapping[int, Interval]) -> str:
