@@ -12,7 +12,12 @@
 #              CUDA graph), then benchmarks/gpu_graph_check.py (training with and without the
 #              graphed step: equal numbers, seconds per epoch);
 #   paper      configs/generalized_accuracy_paper_lr.yaml, then generalized_accuracy_softplus.yaml
-#              (issue 22 item 5: the paper's rate 1e-4, and softplus networks; post hoc).
+#              (issue 22 item 5: the paper's rate 1e-4, and softplus networks; post hoc);
+#   tune784    configs/tune_long_chains_d784.yaml (issue 27: equal tuning at d = 784), stopped at
+#              TUNE_SECONDS; the study comes back as a tgz and resumes where a later call carries
+#              it in (carry: results/tune/long_chains_d784); commit its winners before compare784;
+#   compare784 docs/results/tune_long_chains_d784/compare.yaml, the winners' 3-seed test runs
+#              (into results/tune/long_chains_d784/compare, for docs/results/long_chains_d784_tuned).
 # e.g. STAGES="tests long modp" bash benchmarks/gpu_session.sh
 # Data travels in .gpu/data (TENSORRNN_DATA layout: fashion-mnist/*.gz, mnist/*.gz) and
 # python-flint as a wheel in .gpu/whl; the machine's own python3 holds torch.
@@ -21,6 +26,7 @@ set -u
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 STAGES=${STAGES:-tests schedules grid}
 GRID_SECONDS=${GRID_SECONDS:-330}
+TUNE_SECONDS=${TUNE_SECONDS:-500}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 TENSORRNN_DATA=$PWD/.gpu/data CUBLAS_WORKSPACE_CONFIG=:4096:8
 if ls .gpu/whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl \
@@ -66,5 +72,17 @@ if stage paper; then
     echo "${grid%:*} rc $?"; tail -3 "$OUT/${grid%:*}.log"
     tar czf "$OUT/${grid%:*}.tgz" --exclude='*.pt' "results/${grid%:*}"
   done
+fi
+if stage tune784; then
+  timeout "$TUNE_SECONDS" python3 -c "from tensorrnn.cli import main; main()" tune \
+    --config configs/tune_long_chains_d784.yaml --jobs 3 --threads 1 -q > "$OUT/tune784.log" 2>&1
+  echo "tune784 rc $?"; tail -3 "$OUT/tune784.log"
+  tar czf "$OUT/tune_long_chains_d784.tgz" --exclude='*.pt' results/tune/long_chains_d784
+fi
+if stage compare784; then
+  timeout "$GRID_SECONDS" python3 -c "from tensorrnn.cli import main; main()" compare \
+    --config docs/results/tune_long_chains_d784/compare.yaml --jobs 9 --threads 1 -q > "$OUT/compare784.log" 2>&1
+  echo "compare784 rc $?"; tail -3 "$OUT/compare784.log"
+  tar czf "$OUT/long_chains_d784_tuned.tgz" --exclude="*.pt" results/tune/long_chains_d784/compare
 fi
 date -u +"end %FT%TZ"
