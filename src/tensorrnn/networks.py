@@ -673,9 +673,9 @@ class CPNet(ScoreNetwork):
         units = torch.bmm(phi.transpose(0, 1), self.factors)  # (d, B, R)
         if not normalize:
             if schedule == "sequential":
-                p = units[0]
-                for t in range(1, self.d):
-                    p = p * units[t]
+                p, *rest = units.unbind(0)
+                for unit in rest:
+                    p = p * unit
             else:
                 p = torch.prod(units, dim=0)
             return p @ self.weights, phi.new_zeros(phi.shape[0])
@@ -688,9 +688,12 @@ class CPNet(ScoreNetwork):
         log_abs = torch.log(units.abs().clamp_min(self._eps(phi)))
         sign = torch.sign(units).detach()
         if schedule == "sequential":
-            total, sgn = log_abs[0], sign[0]
-            for t in range(1, self.d):
-                total, sgn = total + log_abs[t], sgn * sign[t]
+            # unbind, not log_abs[t]: the backward of each index writes a full (d, B, R) zero
+            # tensor, d² B R work in all (14.5 s a step at d = 784, R = 179, B = 64); unbind
+            # stacks the d slices' gradients once. The same sums, the same gradients, bit for bit.
+            (total, *log_rest), (sgn, *sign_rest) = log_abs.unbind(0), sign.unbind(0)
+            for log_t, sign_t in zip(log_rest, sign_rest, strict=True):
+                total, sgn = total + log_t, sgn * sign_t
         else:
             total, sgn = log_abs.sum(dim=0), sign.prod(dim=0)
         log_scale = 0.5 * torch.logsumexp(2 * total, dim=-1)  # log ‖p‖
