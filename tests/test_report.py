@@ -220,6 +220,40 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
     assert "TT-shared and TT are within noise (TT-shared − TT = +0.67 points" in text
 
 
+def _tuned_sweep(results, d, arms, epochs):
+    import csv
+
+    from tensorrnn.report import TUNED
+
+    rows = []
+    for model, accuracies in arms:
+        rows += [{**row, "num_parameters": 1000, "dataset": "mnist", "epochs_completed": epochs}
+                 for row in _arm(model, "", accuracies, model)]  # fmt: skip
+    folder = results / next(t for t in TUNED if t.d == d).sweep
+    folder.mkdir()
+    with (folder / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_the_tuned_settings_say_whether_tt_shareds_lead_over_cp_grows_with_d(tmp_path):
+    """CP leads at d = 49 (TT-shared − CP: −3, −3.5, −2.5 points), TT-shared at d = 196 (+5, +6, +7):
+    a growing lead whose intervals separate, with CP's own lead named."""
+    from tensorrnn.report import long_chain_comparison
+
+    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
+    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
+    _tuned_sweep(tmp_path, 49, (("tt-shared", [0.80, 0.805, 0.815]), ("cp", [0.83, 0.84, 0.84])), 40)
+    _tuned_sweep(tmp_path, 196, (("tt-shared", [0.95, 0.96, 0.97]), ("cp", [0.90, 0.90, 0.90])), 12)
+    text = long_chain_comparison(tmp_path)["text"]
+    assert "test runs of 40 epochs" in text and "test runs of 12 epochs" in text
+    assert "CP leads TT-shared by +3.00 points" in text and "TT-shared leads CP by +6.00 points" in text
+    assert ("With equal tuning, TT-shared's mean lead over CP grows with d (−3.00, +6.00 points at "
+            "d = 49, 196), the direction the theory predicts; it is outside noise at d = 196; CP leads "
+            "outside noise at d = 49 (the same caveat") in text
+
+
 def test_a_growing_mean_lead_is_not_called_growth_when_the_intervals_overlap(tmp_path):
     from tensorrnn.report import long_chain_comparison
 
@@ -228,6 +262,24 @@ def test_a_growing_mean_lead_is_not_called_growth_when_the_intervals_overlap(tmp
            + _arm("cp", "d196-38k", [0.87, 0.87, 0.87], "cq"))  # +3, +4, +5 against the d = 196 arm
     _sweep(tmp_path, "long_chains_d196_aug40", _arm("tt-shared", "", [0.90, 0.91, 0.92], "t"))
     text = long_chain_comparison(tmp_path)["text"]
-    assert "TT-shared's mean lead grows with d (0.67, 4.00 points)" in text
+    assert "TT-shared's mean lead over CP grows with d (+0.67, +4.00 points at d = 49, 196)" in text
     assert "it is outside noise at d = 196" in text
     assert "the growth itself is within noise" in text
+
+
+def test_a_tuned_lead_that_falls_again_at_the_longest_chain_is_not_called_growth(tmp_path):
+    """TT-shared − CP: +6 points at d = 196 (+5, +6, +7), −6 at d = 784 (−5, −6, −7)."""
+    from tensorrnn.report import long_chain_comparison
+
+    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
+    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
+    _tuned_sweep(tmp_path, 196, (("tt-shared", [0.95, 0.96, 0.97]), ("cp", [0.90, 0.90, 0.90])), 40)
+    _tuned_sweep(tmp_path, 784, (("tt-shared", [0.85, 0.84, 0.83]), ("cp", [0.90, 0.90, 0.90])), 12)
+    found = long_chain_comparison(tmp_path)
+    assert ("With equal tuning, TT-shared leads CP outside noise at d = 196, but its lead does not grow "
+            "steadily with d (+6.00, −6.00 points at d = 196, 784); CP leads outside noise at d = 784"
+            ) in found["text"]  # fmt: skip
+    # The first screen's version: each setting's difference with its interval, then the trend.
+    assert "TT-shared − CP = +6.00 points [" in found["summary"]
+    assert "] at d = 196; −6.00 points [" in found["summary"]
+    assert "With equal tuning (12 trials" not in found["summary"] and "test runs of" not in found["summary"]

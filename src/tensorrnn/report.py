@@ -22,6 +22,7 @@ from tensorrnn.stats import (
     comparison_words,
     difference_interval,
     format_interval,
+    signed_number,
 )
 from tensorrnn.sweep import TEST_CORRECT_FILE, SweepPlan, collect_results, read_test_correct
 
@@ -455,8 +456,7 @@ class TunedSetting:
     trials: int  # per family
 
 
-# A setting whose test runs are not committed yet (d = 784: configs/tune_long_chains_d784.yaml)
-# adds no sentence until they are.
+# A setting whose test runs are not committed adds no sentence until they are.
 TUNED = (TunedSetting(49, "long_chains_d49_tuned", "tune_long_chains_d49", 12),
          TunedSetting(196, "long_chains_d196_tuned", "tune_long_chains_d196", 12),
          TunedSetting(784, "long_chains_d784_tuned", "tune_long_chains_d784", 12))  # fmt: skip
@@ -610,7 +610,7 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
         return None
     head = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    summary = _long_chain_sentences(matched) + _tuned_sentence(results)
+    summary = _long_chain_sentences(matched) + _tuned_sentence(results, compact=True)
     text = (_long_chain_sentences(matched) + _distinct_sentence(distinct)
             + " Post hoc: every TT-shared arm is the winner of earlier screens re-run with its seeds "
             "(docs/results/NETWORKS.md), and TT-shared's second and third d = 784 seeds and the "
@@ -632,12 +632,25 @@ def _distinct_sentence(distinct: Mapping[tuple[int, str], Interval]) -> str:
     return "".join(sentences)
 
 
-def _tuned_sentence(results: Path) -> str:
-    """Every pair of families of each equally tuned comparison, paired over seeds."""
-    return "".join(_tuned_setting_sentence(results, tuned) for tuned in TUNED)
+def _tuned_sentence(results: Path, compact: bool = False) -> str:
+    """Every pair of families of each equally tuned comparison, paired over seeds, and whether
+    TT-shared's lead over CP grows with d across the tuned settings. ``compact`` (the page's first
+    screen): TT-shared − CP per setting with its interval, and the trend."""
+    lead_over_cp: dict[int, Interval] = {}
+    text = "".join(_tuned_setting_sentence(results, tuned, lead_over_cp) for tuned in TUNED)
+    if compact and lead_over_cp:
+        trials = ", ".join(sorted({str(t.trials) for t in TUNED if t.d in lead_over_cp}))
+        per_d = "; ".join(f"{format_interval(interval, unit=' points')} at d = {d}"
+                          for d, interval in sorted(lead_over_cp.items()))  # fmt: skip
+        text = (f" With equal tuning (each family's own winner of {trials} trials chosen on validation, "
+                f"committed before its test runs), TT-shared − CP = {per_d}.")
+    if len(lead_over_cp) > 1:
+        trend = _growth_words(lead_over_cp, "with equal tuning", values=not compact)
+        text += f" {trend[0].upper() + trend[1:]} (the same caveat on d and the patch size)."
+    return text
 
 
-def _tuned_setting_sentence(results: Path, tuned: TunedSetting) -> str:
+def _tuned_setting_sentence(results: Path, tuned: TunedSetting, lead_over_cp: dict[int, Interval]) -> str:
     path = results / tuned.sweep / "results.csv"
     if not path.exists():
         return ""
@@ -652,39 +665,47 @@ def _tuned_setting_sentence(results: Path, tuned: TunedSetting) -> str:
         if not seeds:
             continue
         entries = [{"by_seed": {s: by_model[m][s] for s in seeds}} for m in (a, b)]
-        words = comparison_words(short_name(a), short_name(b), paired_interval(*entries, n_test, correct))
-        parts.append(f"{words} ({len(seeds)} seeds)")
+        interval = paired_interval(*entries, n_test, correct)
+        if (a, b) == ("tt-shared", "cp"):
+            lead_over_cp[tuned.d] = interval
+        parts.append(f"{comparison_words(short_name(a), short_name(b), interval)} ({len(seeds)} seeds)")
     if not parts:
         return ""
     sizes = ", ".join(f"{short_name(m)} {size[m]:,}" for m in ("tt-shared", "tt", "cp") if m in size)
+    epochs = sorted({int(r["epochs_completed"]) for r in rows if r.get("epochs_completed")})
+    length = f"; test runs of {'–'.join(map(str, epochs))} epochs" if epochs else ""
     return (f" With equal tuning at d = {tuned.d} (each family's own winner of {tuned.trials} trials chosen "
             f"on validation, docs/results/{tuned.study}/, committed before its test runs; the rank was "
-            f"searched too, so the parameters differ: {sizes}): " + "; ".join(parts) + ".")
+            f"searched too, so the parameters differ: {sizes}{length}): " + "; ".join(parts) + ".")
+
+
+def _growth_words(matched: Mapping[int, Interval], how: str, values: bool = True) -> str:
+    """Whether TT-shared's lead over CP grows with d: growth is called shown only where each
+    interval lies above the one before, and "the direction the theory predicts" needs a lead."""
+    ds = sorted(matched)
+    at = f" ({', '.join(signed_number(matched[d].mean) for d in ds)} points at d = {', '.join(map(str, ds))})"
+    at = at if values else ""
+    leads = [d for d in ds if matched[d].has_interval and matched[d].low > 0]
+    cp_leads = [d for d in ds if matched[d].has_interval and matched[d].high < 0]
+    cp_words = f"; CP leads outside noise at d = {', '.join(map(str, cp_leads))}" if cp_leads else ""
+    growing = len(ds) > 1 and all(matched[a].mean < matched[b].mean for a, b in zip(ds, ds[1:], strict=False))
+    if leads and growing:
+        shown = all(matched[a].has_interval and matched[b].has_interval and matched[b].low > matched[a].high
+                    for a, b in zip(ds, ds[1:], strict=False))  # fmt: skip
+        return (f"{how}, TT-shared's mean lead over CP grows with d{at}, the direction the theory predicts; "
+                f"it is outside noise at d = {', '.join(map(str, leads))}" + cp_words
+                + ("" if shown else ", and the growth itself is within noise (the intervals overlap)"))
+    if leads:
+        return (f"{how}, TT-shared leads CP outside noise at d = {', '.join(map(str, leads))}, but its lead "
+                f"does not grow steadily with d{at}{cp_words}")
+    return (f"{how}, TT-shared leads CP outside noise at no d{at}{cp_words}: the exponential gap the theory "
+            "proves for the tensors does not show in trained accuracy here")
 
 
 def _long_chain_sentences(matched: Mapping[int, Interval]) -> str:
-    parts = []
-    for d, interval in sorted(matched.items()):
-        parts.append(f"at d = {d}, " + comparison_words("TT-shared", "CP", interval))
-    leads = [d for d, i in matched.items() if i.has_interval and i.low > 0]
-    ds = sorted(matched)
-    growing = len(ds) > 1 and all(matched[a].mean < matched[b].mean
-                                  for a, b in zip(ds, ds[1:], strict=False))  # fmt: skip
-    if leads and growing:
-        where = ", ".join(map(str, sorted(leads)))
-        means = ", ".join(f"{100 * matched[d].mean:.2f}" for d in ds)
-        # Growth is shown only where each interval lies above the one before.
-        shown = all(matched[a].has_interval and matched[b].has_interval and matched[b].low > matched[a].high
-                    for a, b in zip(ds, ds[1:], strict=False))  # fmt: skip
-        trend = (f"TT-shared's mean lead grows with d ({means} points), the direction the theory predicts; "
-                 f"it is outside noise at d = {where}" + ("" if shown else
-                 ", and the growth itself is within noise (the intervals overlap)"))  # fmt: skip
-    elif leads:
-        where = ", ".join(map(str, sorted(leads)))
-        trend = f"TT-shared leads outside noise at d = {where}, but its lead does not grow steadily with d"
-    else:
-        trend = ("no difference is outside noise at any d: the exponential gap the theory proves for "
-                 "the tensors does not show in trained accuracy at these budgets")
+    parts = [f"at d = {d}, " + comparison_words("TT-shared", "CP", interval)
+             for d, interval in sorted(matched.items())]  # fmt: skip
+    trend = _growth_words(matched, "at equal parameters")
     return ("At equal parameters (CP given TT-shared's recipe, no tuning of its own), " + "; ".join(parts)
             + f". {trend[0].upper() + trend[1:]}. Caveat: d changes together with the patch size (and the "
             "data set between d = 49 and 196), so a trend over d is not a clean function of the sequence "

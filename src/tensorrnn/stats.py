@@ -144,16 +144,22 @@ def difference_interval(
     return _interval(mean, delta, variance, n_test, part, int((~keep).sum()), (-1.0, 1.0))
 
 
+def signed_number(value: float, scale: float = 100.0, digits: int = 2, plus: bool = True) -> str:
+    """``scale · value`` with a typographic minus (``"−1.30"``), ``"+"`` before a positive value
+    where ``plus``, and no sign on a value that rounds to zero's minus (``"+0.00"``, not ``"−0.00"``)."""
+    text = f"{abs(scale * value):.{digits}f}"
+    if value < 0 and float(text) != 0:
+        return "−" + text
+    return ("+" if plus else "") + text
+
+
 def format_interval(interval: Interval, scale: float = 100.0, digits: int = 2, unit: str = "",
                     signed: bool = True) -> str:  # fmt: skip
     """``"+0.53 points [−0.41, +1.47]"`` (a difference), ``"91.17 % [88.05, 94.28]"`` (``signed=False``),
     or ``"… (one seed: no interval)"``."""
 
     def number(value: float) -> str:
-        text = f"{abs(scale * value):.{digits}f}"
-        if not signed:
-            return ("−" if value < 0 and float(text) != 0 else "") + text
-        return ("−" if value < 0 and float(text) != 0 else "+") + text
+        return signed_number(value, scale, digits, plus=signed)
 
     head = f"{number(interval.mean)}{unit}"
     if not interval.has_interval:
