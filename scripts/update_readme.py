@@ -503,8 +503,9 @@ def render() -> str:
         conclusions_section,
         demo_sections,
         evidence_sections,
-        long_chain_comparison,
+        long_chain_sections,
         sections_markdown,
+        teacher_scaling_figure,
     )
 
     parts = []
@@ -514,14 +515,8 @@ def render() -> str:
     by_title = {s["title"]: s for s in page}
     rank_conclusion = by_title["Conclusions"]["text"].split("\n\n")[0].removeprefix("**Rank laboratory.** ")
     conclusions = conclusions_section(rank_conclusion, RESULTS)
-    figures = [by_title["Certified ranks per regime"]]
-    if (RESULTS / "teacher_scaling" / "scaling.png").exists():
-        figure = RESULTS / "teacher_scaling" / "scaling.png"
-        caption = ("Smallest CP rank (and its parameters) that fits a shared-core teacher, against d; "
-                   "lines: the theory. docs/results/teacher_scaling/.")
-        figures.append({"title": "Teachers of known CP rank", "figure": figure, "caption": caption})
-    long_chains = long_chain_comparison(RESULTS)
-    chains = [{k: long_chains[k] for k in ("title", "text", "head", "rows")}] if long_chains else []
+    figures = [by_title["Certified ranks per regime"], *teacher_scaling_figure(RESULTS)]
+    chains = long_chain_sections(RESULTS)
     parts.append(sections_markdown([conclusions], ROOT, level=3))
     parts.append(sections_markdown([*chains, *figures, by_title["Rank laboratory"]], ROOT, level=3))
     parts.append(sections_markdown(evidence_sections(RESULTS), ROOT, level=3))

@@ -193,10 +193,8 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
     """The tuned sweep's sentence: hand-computed paired means; a lead only where every seed agrees."""
     import csv
 
-    from tensorrnn.report import TUNED, long_chain_comparison
+    from tensorrnn.report import TUNED, tuned_comparison
 
-    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
-    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
     rows = []
     arms = (("tt-shared", [0.86, 0.87, 0.88], 30_000), ("tt", [0.85, 0.88, 0.86], 70_000),
             ("cp", [0.80, 0.82, 0.81], 200_000))
@@ -209,15 +207,22 @@ def test_the_equally_tuned_d49_comparison_pairs_every_two_families(tmp_path):
         writer = csv.DictWriter(handle, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    text = long_chain_comparison(tmp_path)["text"]
+    found = tuned_comparison(tmp_path)
+    text = found["text"]
     assert "With equal tuning at d = 49 (each family's own winner of 12 trials" in text
-    assert "d = 196" not in text.split("With equal tuning")[1]  # no tuned d = 196 sweep here
+    assert "d = 196" not in text  # no tuned d = 196 sweep here
     assert "TT-shared 30,000, TT 70,000, CP 200,000" in text
     # TT-shared − CP: 6, 5, 7 points (mean 6.00, a lead); TT − CP: 5, 6, 5 (5.33, a lead);
     # TT-shared − TT: 1, −1, 2 (0.67: within noise).
     assert "TT-shared leads CP by +6.00 points" in text
     assert "TT leads CP by +5.33 points" in text
     assert "TT-shared and TT are within noise (TT-shared − TT = +0.67 points" in text
+    table = {row[3]: row for row in found["rows"]}
+    assert list(table) == ["TT-shared − CP", "TT − CP", "TT-shared − TT"]
+    assert table["TT − CP"][:3] == ["49", "Fashion-MNIST, 4×4 patches", "–"]  # no epochs recorded
+    assert table["TT − CP"][4] == "70,000 / 200,000"
+    assert table["TT − CP"][5].startswith("86.33 %") and table["TT − CP"][6].startswith("81.00 %")
+    assert table["TT − CP"][7].startswith("+5.33 [")
 
 
 def _tuned_sweep(results, d, arms, epochs):
@@ -240,13 +245,13 @@ def _tuned_sweep(results, d, arms, epochs):
 def test_the_tuned_settings_say_whether_tt_shareds_lead_over_cp_grows_with_d(tmp_path):
     """CP leads at d = 49 (TT-shared − CP: −3, −3.5, −2.5 points), TT-shared at d = 196 (+5, +6, +7):
     a growing lead whose intervals separate, with CP's own lead named."""
-    from tensorrnn.report import long_chain_comparison
+    from tensorrnn.report import tuned_comparison
 
-    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
-    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
     _tuned_sweep(tmp_path, 49, (("tt-shared", [0.80, 0.805, 0.815]), ("cp", [0.83, 0.84, 0.84])), 40)
     _tuned_sweep(tmp_path, 196, (("tt-shared", [0.95, 0.96, 0.97]), ("cp", [0.90, 0.90, 0.90])), 12)
-    text = long_chain_comparison(tmp_path)["text"]
+    found = tuned_comparison(tmp_path)
+    text = found["text"]
+    assert [row[2] for row in found["rows"]] == ["40", "12"]
     assert "test runs of 40 epochs" in text and "test runs of 12 epochs" in text
     assert "CP leads TT-shared by +3.00 points" in text and "TT-shared leads CP by +6.00 points" in text
     assert ("With equal tuning, TT-shared's mean lead over CP grows with d (−3.00, +6.00 points at "
@@ -269,13 +274,11 @@ def test_a_growing_mean_lead_is_not_called_growth_when_the_intervals_overlap(tmp
 
 def test_a_tuned_lead_that_falls_again_at_the_longest_chain_is_not_called_growth(tmp_path):
     """TT-shared − CP: +6 points at d = 196 (+5, +6, +7), −6 at d = 784 (−5, −6, −7)."""
-    from tensorrnn.report import long_chain_comparison
+    from tensorrnn.report import conclusions_section, tuned_comparison
 
-    _sweep(tmp_path, "long_chains_d49_long", _arm("tt-shared", "", [0.90, 0.91, 0.92], "s"))
-    _sweep(tmp_path, "long_chains_cp", _arm("cp", "d49-44k", [0.80, 0.81, 0.82], "cp"))
     _tuned_sweep(tmp_path, 196, (("tt-shared", [0.95, 0.96, 0.97]), ("cp", [0.90, 0.90, 0.90])), 40)
     _tuned_sweep(tmp_path, 784, (("tt-shared", [0.85, 0.84, 0.83]), ("cp", [0.90, 0.90, 0.90])), 12)
-    found = long_chain_comparison(tmp_path)
+    found = tuned_comparison(tmp_path)
     assert ("With equal tuning, TT-shared leads CP outside noise at d = 196, but its lead does not grow "
             "steadily with d (+6.00, −6.00 points at d = 196, 784); CP leads outside noise at d = 784"
             ) in found["text"]  # fmt: skip
@@ -283,3 +286,4 @@ def test_a_tuned_lead_that_falls_again_at_the_longest_chain_is_not_called_growth
     assert "TT-shared − CP = +6.00 points [" in found["summary"]
     assert "] at d = 196; −6.00 points [" in found["summary"]
     assert "With equal tuning (12 trials" not in found["summary"] and "test runs of" not in found["summary"]
+    assert found["summary"] in conclusions_section("(ranks)", tmp_path)["text"]

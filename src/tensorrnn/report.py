@@ -610,11 +610,11 @@ def long_chain_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] |
         return None
     head = [cell.strip() for cell in table[0].strip("|").split("|")]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    summary = _long_chain_sentences(matched) + _tuned_sentence(results, compact=True)
-    text = (_long_chain_sentences(matched) + _distinct_sentence(distinct)
+    summary = _long_chain_sentences(matched)
+    text = (summary + _distinct_sentence(distinct)
             + " Post hoc: every TT-shared arm is the winner of earlier screens re-run with its seeds "
             "(docs/results/NETWORKS.md), and TT-shared's second and third d = 784 seeds and the "
-            "distinct-core arm were run after the CP test numbers were seen." + _tuned_sentence(results))
+            "distinct-core arm were run after the CP test numbers were seen.")
     return {"title": "Long chains: TT-shared against CP and distinct cores at equal parameters",
             "table": "\n".join(table), "head": head, "rows": rows, "text": text,
             "summary": summary}  # fmt: skip
@@ -632,33 +632,55 @@ def _distinct_sentence(distinct: Mapping[tuple[int, str], Interval]) -> str:
     return "".join(sentences)
 
 
-def _tuned_sentence(results: Path, compact: bool = False) -> str:
-    """Every pair of families of each equally tuned comparison, paired over seeds, and whether
-    TT-shared's lead over CP grows with d across the tuned settings. ``compact`` (the page's first
-    screen): TT-shared − CP per setting with its interval, and the trend."""
+def tuned_comparison(results: Path = COMMITTED_RESULTS) -> dict[str, Any] | None:
+    """The long chains with equal tuning: every pair of families of each setting, paired over seeds,
+    as a table and sentences (``text``), with whether TT-shared's lead over CP grows with d; the
+    conclusions' form (``summary``): TT-shared − CP per setting with its interval, and the trend.
+    ``None`` until a tuned setting has finished test runs."""
+    head = ["d", "data", "test epochs", "pair", "parameters", "first", "second", "first − second (points)"]
+    rows: list[list[str]] = []
     lead_over_cp: dict[int, Interval] = {}
-    text = "".join(_tuned_setting_sentence(results, tuned, lead_over_cp) for tuned in TUNED)
-    if compact and lead_over_cp:
-        trials = ", ".join(sorted({str(t.trials) for t in TUNED if t.d in lead_over_cp}))
-        per_d = "; ".join(f"{format_interval(interval, unit=' points')} at d = {d}"
-                          for d, interval in sorted(lead_over_cp.items()))  # fmt: skip
-        text = (f" With equal tuning (each family's own winner of {trials} trials chosen on validation, "
-                f"committed before its test runs), TT-shared − CP = {per_d}.")
+    text = "".join(_tuned_setting(results, tuned, rows, lead_over_cp) for tuned in TUNED)
+    if not lead_over_cp:
+        return None
+    trials = ", ".join(sorted({str(t.trials) for t in TUNED if t.d in lead_over_cp}))
+    per_d = "; ".join(f"{format_interval(interval, unit=' points')} at d = {d}"
+                      for d, interval in sorted(lead_over_cp.items()))  # fmt: skip
+    summary = (f"With equal tuning (each family's own winner of {trials} trials chosen on validation, "
+               f"committed before its test runs), TT-shared − CP = {per_d}.")
     if len(lead_over_cp) > 1:
-        trend = _growth_words(lead_over_cp, "with equal tuning", values=not compact)
-        text += f" {trend[0].upper() + trend[1:]} (the same caveat on d and the patch size)."
-    return text
+        caveat = " (the same caveat on d and the patch size)."
+        text += " " + _capitalized(_growth_words(lead_over_cp, "with equal tuning")) + caveat
+        summary += " " + _capitalized(_growth_words(lead_over_cp, "with equal tuning", values=False)) + caveat
+    return {"title": "Long chains with equal tuning", "text": text.strip(), "head": head, "rows": rows,
+            "summary": summary}  # fmt: skip
 
 
-def _tuned_setting_sentence(results: Path, tuned: TunedSetting, lead_over_cp: dict[int, Interval]) -> str:
+def _capitalized(sentence: str) -> str:
+    return sentence[0].upper() + sentence[1:]
+
+
+def _tuned_setting(results: Path, tuned: TunedSetting, table: list[list[str]],
+                   lead_over_cp: dict[int, Interval]) -> str:
+    """One tuned setting's sentence; its table rows go to ``table``, TT-shared − CP to ``lead_over_cp``."""
     path = results / tuned.sweep / "results.csv"
     if not path.exists():
         return ""
     rows = _read_rows(path)
     by_model = {m: _by_seed(r for r in rows if r["model"] == m) for m in ("tt-shared", "tt", "cp")}
-    size = {r["model"]: int(r["num_parameters"]) for r in rows if r.get("status") == "finished"}
+    finished = [r for r in rows if r.get("status") == "finished"]
+    size = {r["model"]: int(r["num_parameters"]) for r in finished}
+    rank = {r["model"]: r["rank"] for r in finished if r.get("rank")}
     correct = read_test_correct(results / tuned.sweep)
     n_test = test_examples(rows[0]["dataset"])
+    epochs = "–".join(map(str, sorted({int(r["epochs_completed"]) for r in finished
+                                       if r.get("epochs_completed")})))  # fmt: skip
+    data = next((s.data for s in LONG_CHAINS if s.d == tuned.d), rows[0]["dataset"])
+
+    def parameters(model: str) -> str:
+        letter = "R" if model == "cp" else "r"
+        return f"{size[model]:,}" + (f" ({letter} {rank[model]})" if model in rank else "")
+
     parts = []
     for a, b in (("tt-shared", "cp"), ("tt", "cp"), ("tt-shared", "tt")):
         seeds = sorted(set(by_model[a]) & set(by_model[b]))
@@ -669,11 +691,14 @@ def _tuned_setting_sentence(results: Path, tuned: TunedSetting, lead_over_cp: di
         if (a, b) == ("tt-shared", "cp"):
             lead_over_cp[tuned.d] = interval
         parts.append(f"{comparison_words(short_name(a), short_name(b), interval)} ({len(seeds)} seeds)")
+        accuracy = [format_interval(family_interval(e, n_test, correct), unit=" %", signed=False)
+                    for e in entries]  # fmt: skip
+        table.append([str(tuned.d), data, epochs or "–", f"{short_name(a)} − {short_name(b)}",
+                      f"{parameters(a)} / {parameters(b)}", *accuracy, format_interval(interval)])
     if not parts:
         return ""
     sizes = ", ".join(f"{short_name(m)} {size[m]:,}" for m in ("tt-shared", "tt", "cp") if m in size)
-    epochs = sorted({int(r["epochs_completed"]) for r in rows if r.get("epochs_completed")})
-    length = f"; test runs of {'–'.join(map(str, epochs))} epochs" if epochs else ""
+    length = f"; test runs of {epochs} epochs" if epochs else ""
     return (f" With equal tuning at d = {tuned.d} (each family's own winner of {tuned.trials} trials chosen "
             f"on validation, docs/results/{tuned.study}/, committed before its test runs; the rank was "
             f"searched too, so the parameters differ: {sizes}{length}): " + "; ".join(parts) + ".")
@@ -707,7 +732,7 @@ def _long_chain_sentences(matched: Mapping[int, Interval]) -> str:
              for d, interval in sorted(matched.items())]  # fmt: skip
     trend = _growth_words(matched, "at equal parameters")
     return ("At equal parameters (CP given TT-shared's recipe, no tuning of its own), " + "; ".join(parts)
-            + f". {trend[0].upper() + trend[1:]}. Caveat: d changes together with the patch size (and the "
+            + f". {_capitalized(trend)}. Caveat: d changes together with the patch size (and the "
             "data set between d = 49 and 196), so a trend over d is not a clean function of the sequence "
             "length.")
 
@@ -748,9 +773,9 @@ def teacher_scaling_summary(results: Path = COMMITTED_RESULTS) -> str:
 def conclusions_section(rank_conclusion: str, results: Path = COMMITTED_RESULTS) -> dict[str, Any]:
     """What both laboratories show, first on the page: generated from the numbers."""
     network = [matched_budget_summary(results)]
-    long_chains = long_chain_comparison(results)
-    if long_chains:
-        network.append(long_chains["summary"])  # the distinct cores and what is post hoc: its own section
+    # The sections' summaries: the distinct cores, what is post hoc and each pair: their own sections.
+    network += [section["summary"] for section in (long_chain_comparison(results), tuned_comparison(results))
+                if section]  # fmt: skip
     teacher = teacher_scaling_summary(results)
     text = f"**Rank laboratory.** {rank_conclusion}\n\n**Network laboratory.** "
     text += " ".join(filter(None, network))
@@ -761,16 +786,31 @@ def conclusions_section(rank_conclusion: str, results: Path = COMMITTED_RESULTS)
 
 def demo_sections(rank_dir: Path, compare_dir: Path) -> list[dict[str, Any]]:
     """The sections of the demo page: the conclusions of both laboratories first, then the
-    rank laboratory, the long chains, the committed comparisons and the demo's own smoke run.
+    certified ranks and the teacher-scaling figure, the rank laboratory, the long chains (at equal
+    parameters, with equal tuning), the committed comparisons and the demo's own smoke run.
 
     The full rank table is not on the page (it is ``ranks.md`` beside the rank sweep)."""
     ranks = [s for s in _rank_sections(Path(rank_dir)) if s["title"] != "Rank table"]
     status, rest = ranks[0], ranks[1:]
     status = {**status, "title": "Certified ranks per regime", "text": ""}
-    long_chains = long_chain_comparison()
-    chains = [{k: long_chains[k] for k in ("title", "text", "head", "rows")}] if long_chains else []
-    return ([conclusions_section(ranks[0]["text"]), status, *rest, *chains, *evidence_sections(),
-             *_network_sections(Path(compare_dir))])  # fmt: skip
+    return [conclusions_section(ranks[0]["text"]), status, *teacher_scaling_figure(), *rest,
+            *long_chain_sections(), *evidence_sections(), *_network_sections(Path(compare_dir))]
+
+
+def long_chain_sections(results: Path = COMMITTED_RESULTS) -> list[dict[str, Any]]:
+    """The long chains at equal parameters and with equal tuning, each with its table, where run."""
+    sections = (long_chain_comparison(results), tuned_comparison(results))
+    return [{k: s[k] for k in ("title", "text", "head", "rows")} for s in sections if s]
+
+
+def teacher_scaling_figure(results: Path = COMMITTED_RESULTS) -> list[dict[str, Any]]:
+    """The teacher-scaling figure (empty where its results are not committed)."""
+    figure = results / TEACHER_SCALING / "scaling.png"
+    if not figure.exists():
+        return []
+    caption = ("Smallest CP rank (and its parameters) that fits a shared-core teacher, against d; "
+               f"lines: the theory. docs/results/{TEACHER_SCALING}/.")
+    return [{"title": "Teachers of known CP rank", "figure": figure, "caption": caption}]
 
 
 def sections_markdown(sections: Sequence[Mapping[str, Any]], folder: Path, level: int = 2) -> str:
