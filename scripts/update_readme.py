@@ -68,7 +68,8 @@ SWEEPS = ("fashion_targets", "mnist10k_targets", "matched_budgets_fashion", "mat
           "long_chains_three_epochs_batch32", "long_chains_d196_long", "long_chains_d196_aug",
           "long_chains_d196_aug40", "long_chains_d784_fused", "long_chains_d784_r128",
           "long_chains_d784_r128_long", "long_chains_cp", "long_chains_cp_d784", "long_chains_tt_d49_budget",
-          "long_chains_d784_r128_seeds", "generalized_accuracy_paper_lr", "generalized_accuracy_softplus")
+          "long_chains_d784_r128_seeds", "generalized_accuracy_paper_lr", "generalized_accuracy_softplus",
+          "fashion_shared_vs_distinct")
 # Khrulkov, Novikov, Oseledets (2018), MNIST, 7x7 patches: test accuracy of TT and CP
 # (their figure: both about 0.95 without regularisation, 0.98 with dropout).
 KHRULKOV_2018 = {0.0: 0.95, 0.2: 0.98}

@@ -287,3 +287,41 @@ def test_a_tuned_lead_that_falls_again_at_the_longest_chain_is_not_called_growth
     assert "] at d = 196; −6.00 points [" in found["summary"]
     assert "With equal tuning (12 trials" not in found["summary"] and "test runs of" not in found["summary"]
     assert found["summary"] in conclusions_section("(ranks)", tmp_path)["text"]
+
+
+def test_shared_against_distinct_cores_at_every_rank(tmp_path):
+    """Hand-computed paired means: at r 2 TT leads TT-shared (−5, −5.2, −4.8 points: −5.00), at r 4
+    they are within noise (+1, −1, +0.5: +0.17); TT-shared leads CP at r 4 (+5, +6, +4: +5.00)."""
+    import csv
+
+    from tensorrnn.report import SHARED_VS_DISTINCT, conclusions_section, shared_vs_distinct_comparison
+
+    arms = {("tt-shared", 2, 100): [0.80, 0.80, 0.80], ("tt", 2, 300): [0.85, 0.852, 0.848],
+            ("cp", 2, 200): [0.80, 0.79, 0.81], ("tt-shared", 4, 200): [0.86, 0.85, 0.865],
+            ("tt", 4, 1000): [0.85, 0.86, 0.86], ("cp", 4, 400): [0.81, 0.79, 0.825]}  # fmt: skip
+    rows = [{**row, "rank": rank, "num_parameters": size, "dataset": "fashion-mnist"}
+            for (model, rank, size), accuracies in arms.items()
+            for row in _arm(model, "", accuracies, f"{model}-r{rank}-s")]  # fmt: skip
+    (tmp_path / SHARED_VS_DISTINCT).mkdir()
+    with (tmp_path / SHARED_VS_DISTINCT / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    found = shared_vs_distinct_comparison(tmp_path)
+    table = {row[0]: row for row in found["rows"]}
+    assert list(table) == ["2", "4"]
+    assert table["2"][4].startswith("−5.00 [") and table["4"][4].startswith("+0.17 [")
+    assert table["4"][5].startswith("+5.00 [") and table["2"][2].startswith("85.00 % [")
+    assert "(300 parameters)" in table["2"][2]
+    assert "TT-shared and TT are within noise at r = 4" in found["text"]
+    assert "TT leads TT-shared at r = 2 (by up to +5.00 points, at r = 2)" in found["text"]
+    assert "TT-shared has 3.0–5.0× fewer parameters than TT" in found["text"]
+    assert "TT-shared leads CP at r = 4 (by up to +5.00 points, at r = 4)" in found["text"]
+    assert "Against CP at equal rank (CP has 2.00–2.00× TT-shared's parameters)" in found["text"]
+    assert "TT-shared leads CP at r = 4." in found["text"]
+    assert "post hoc" in found["text"]
+    assert found["summary"] == (
+        "At equal rank on d = 49 (ranks 2–4, post hoc), TT-shared and TT with distinct cores are within "
+        "noise at 1 of 2 ranks, TT leads at r = 2; TT-shared has 3.0–5.0× fewer parameters than TT, and "
+        "leads CP at r = 4.")  # fmt: skip
+    assert found["summary"] in conclusions_section("(ranks)", tmp_path)["text"]
