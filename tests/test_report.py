@@ -299,7 +299,7 @@ def test_shared_against_distinct_cores_at_every_rank(tmp_path):
     arms = {("tt-shared", 2, 100): [0.80, 0.80, 0.80], ("tt", 2, 300): [0.85, 0.852, 0.848],
             ("cp", 2, 200): [0.80, 0.79, 0.81], ("tt-shared", 4, 200): [0.86, 0.85, 0.865],
             ("tt", 4, 1000): [0.85, 0.86, 0.86], ("cp", 4, 400): [0.81, 0.79, 0.825]}  # fmt: skip
-    rows = [{**row, "rank": rank, "num_parameters": size, "dataset": "fashion-mnist"}
+    rows = [{**row, "rank": rank, "num_parameters": size, "dataset": "fashion-mnist", "d": 49}
             for (model, rank, size), accuracies in arms.items()
             for row in _arm(model, "", accuracies, f"{model}-r{rank}-s")]  # fmt: skip
     (tmp_path / SHARED_VS_DISTINCT).mkdir()

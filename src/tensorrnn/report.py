@@ -717,16 +717,16 @@ def shared_vs_distinct_comparison(results: Path = COMMITTED_RESULTS) -> dict[str
     if not (folder / "results.csv").exists():
         return None
     rows = _read_rows(folder / "results.csv")
-    entries: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in rows:
-        if row.get("status") == "finished":
-            entry = entries.setdefault((row["model"], int(row["rank"])),
-                                       {"parameters": int(row["num_parameters"]), "by_seed": {}})  # fmt: skip
-            entry["by_seed"][str(row["seed"])] = (float(row["test_accuracy"]), row["run"])
+    # Each rank is a "budget" of the matched-budget grouping: the families at equal rank.
+    groups = _budget_groups([{**row, "budget": row["rank"]} for row in rows])
+    entries = {(model, int(rank)): entry for (_, rank), models in groups.items()
+               for model, entry in models.items()}  # fmt: skip
     ranks = sorted(r for m, r in entries if m == "tt-shared" and {("tt", r), ("cp", r)} <= entries.keys())
     if not ranks:
         return None
     correct, n_test = read_test_correct(folder), test_examples(rows[0]["dataset"])
+    d = int(rows[0]["d"])
+    data = next((s.data for s in LONG_CHAINS if s.d == d), rows[0]["dataset"])
     head = ["rank", "TT-shared", "TT (distinct)", "CP", "TT-shared − TT (points)", "TT-shared − CP (points)"]
     table, against = [], {"tt": {}, "cp": {}}
     for rank in ranks:
@@ -742,43 +742,46 @@ def shared_vs_distinct_comparison(results: Path = COMMITTED_RESULTS) -> dict[str
         table.append(cells)
     fewer = [entries["tt", r]["parameters"] / entries["tt-shared", r]["parameters"] for r in ranks]
     seeds = sorted({i.seeds for i in against["tt"].values()})
-    setting = (f"d = 49: Fashion-MNIST, 4×4 patches, ranks {ranks[0]}–{ranks[-1]}, one fixed recipe for "
-               f"every family, {' or '.join(map(str, seeds))} seeds; post hoc: the d = 49 budget comparison "
-               f"had been seen; docs/results/{SHARED_VS_DISTINCT}/")  # fmt: skip
+    setting = (f"d = {d}: {data}, ranks {ranks[0]}–{ranks[-1]}, one fixed recipe for every family, "
+               f"{' or '.join(map(str, seeds))} seeds; post hoc: the d = {d} budget comparison had been "
+               f"seen; docs/results/{SHARED_VS_DISTINCT}/")  # fmt: skip
     fewer_words = f"{min(fewer):.1f}–{max(fewer):.1f}× fewer parameters than TT"
     cp_size = [entries["cp", r]["parameters"] / entries["tt-shared", r]["parameters"] for r in ranks]
-    shared_over_cp = [r for r, i in against["cp"].items() if i.has_interval and i.low > 0]
+    shared_over_cp, _, _ = _verdicts(against["cp"])
     gap = (f"TT-shared leads CP at r = {_listed(shared_over_cp)}" if shared_over_cp else
            "TT-shared leads CP at no rank: the exponential gap the theory proves for the tensors does not "
-           "show in trained accuracy at d = 49 under this recipe")  # fmt: skip
+           f"show in trained accuracy at d = {d} under this recipe")  # fmt: skip
     text = (f"Shared against distinct cores at equal rank ({setting}): "
             + _verdict_words("TT-shared", "TT", against["tt"]) + f"; TT-shared has {fewer_words}. "
             + f"Against CP at equal rank (CP has {min(cp_size):.2f}–{max(cp_size):.2f}× TT-shared's "
             + "parameters): " + _verdict_words("TT-shared", "CP", against["cp"]) + f". {gap}.")
-    shared_leads = [r for r, i in against["tt"].items() if i.has_interval and i.low > 0]
-    tt_leads = [r for r, i in against["tt"].items() if i.has_interval and i.high < 0]
-    noise = len(ranks) - len(shared_leads) - len(tt_leads)
-    summary = (f"At equal rank on d = 49 (ranks {ranks[0]}–{ranks[-1]}, post hoc), TT-shared and TT with "
-               f"distinct cores are within noise at {noise} of {len(ranks)} ranks"
+    shared_leads, tt_leads, noise = _verdicts(against["tt"])
+    summary = (f"At equal rank on d = {d} (ranks {ranks[0]}–{ranks[-1]}, post hoc), TT-shared and TT with "
+               f"distinct cores are within noise at {len(noise)} of {len(ranks)} ranks"
                + (f", TT leads at r = {_listed(tt_leads)}" if tt_leads else "")
                + (f", TT-shared leads at r = {_listed(shared_leads)}" if shared_leads else "")
                + f"; TT-shared has {fewer_words}, and leads CP at "
                + (f"r = {_listed(shared_over_cp)}." if shared_over_cp else "no rank."))
-    return {"title": "Shared against distinct cores at d = 49: every rank", "text": text, "head": head,
+    return {"title": f"Shared against distinct cores at d = {d}: every rank", "text": text, "head": head,
             "rows": table, "summary": summary, "figure": folder / FIGURES[1],
             "caption": "Mean ± std over seeds of the test accuracy against the number of parameters, "
-                       "ranks 2–64 of each family (d = 49, Fashion-MNIST)."}  # fmt: skip
+                       f"ranks {ranks[0]}–{ranks[-1]} of each family (d = {d}, {data})."}  # fmt: skip
 
 
 def _listed(values: Sequence[int]) -> str:
     return ", ".join(map(str, values))
 
 
+def _verdicts(differences: Mapping[int, Interval]) -> tuple[list[int], list[int], list[int]]:
+    """The keys (ranks, or d) of A − B intervals, sorted: where A leads, where B leads, and within noise."""
+    a_leads = [k for k in sorted(differences) if differences[k].has_interval and differences[k].low > 0]
+    b_leads = [k for k in sorted(differences) if differences[k].has_interval and differences[k].high < 0]
+    return a_leads, b_leads, [k for k in sorted(differences) if k not in a_leads + b_leads]
+
+
 def _verdict_words(a: str, b: str, by_rank: Mapping[int, Interval]) -> str:
     """Which ranks ``a`` leads at, which ``b`` leads at (with the largest lead) and which are noise."""
-    a_leads = [r for r, i in by_rank.items() if i.has_interval and i.low > 0]
-    b_leads = [r for r, i in by_rank.items() if i.has_interval and i.high < 0]
-    noise = [r for r in by_rank if r not in a_leads and r not in b_leads]
+    a_leads, b_leads, noise = _verdicts(by_rank)
     parts = []
     if noise:
         parts.append(f"{a} and {b} are within noise at r = {_listed(noise)}")
@@ -794,20 +797,19 @@ def _growth_words(matched: Mapping[int, Interval], how: str, values: bool = True
     """Whether TT-shared's lead over CP grows with d: growth is called shown only where each
     interval lies above the one before, and "the direction the theory predicts" needs a lead."""
     ds = sorted(matched)
-    at = f" ({', '.join(signed_number(matched[d].mean) for d in ds)} points at d = {', '.join(map(str, ds))})"
+    at = f" ({', '.join(signed_number(matched[d].mean) for d in ds)} points at d = {_listed(ds)})"
     at = at if values else ""
-    leads = [d for d in ds if matched[d].has_interval and matched[d].low > 0]
-    cp_leads = [d for d in ds if matched[d].has_interval and matched[d].high < 0]
-    cp_words = f"; CP leads outside noise at d = {', '.join(map(str, cp_leads))}" if cp_leads else ""
+    leads, cp_leads, _ = _verdicts(matched)
+    cp_words = f"; CP leads outside noise at d = {_listed(cp_leads)}" if cp_leads else ""
     growing = len(ds) > 1 and all(matched[a].mean < matched[b].mean for a, b in zip(ds, ds[1:], strict=False))
     if leads and growing:
         shown = all(matched[a].has_interval and matched[b].has_interval and matched[b].low > matched[a].high
                     for a, b in zip(ds, ds[1:], strict=False))  # fmt: skip
         return (f"{how}, TT-shared's mean lead over CP grows with d{at}, the direction the theory predicts; "
-                f"it is outside noise at d = {', '.join(map(str, leads))}" + cp_words
+                f"it is outside noise at d = {_listed(leads)}" + cp_words
                 + ("" if shown else ", and the growth itself is within noise (the intervals overlap)"))
     if leads:
-        return (f"{how}, TT-shared leads CP outside noise at d = {', '.join(map(str, leads))}, but its lead "
+        return (f"{how}, TT-shared leads CP outside noise at d = {_listed(leads)}, but its lead "
                 f"does not grow steadily with d{at}{cp_words}")
     return (f"{how}, TT-shared leads CP outside noise at no d{at}{cp_words}: the exponential gap the theory "
             "proves for the tensors does not show in trained accuracy here")
